@@ -1,0 +1,255 @@
+/*
+ * mooncaked - one per host: contributes pool memory and serves the mount.
+ *
+ * In --standalone (the default) the namespace and placement store runs in
+ * this process over sqlite; the cluster master arrives with mooncake_master.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "autoconf.h"
+#include "config.h"
+#include "fs.h"
+#include "log.h"
+#include "ns.h"
+#include "pool.h"
+#include "rdma.h"
+#include "size.h"
+#include "banned.h"
+
+enum {
+	EXIT_RUNTIME = 1,
+	EXIT_USAGE = 2,
+};
+
+/* mkdir -p for the state directory and the mount point. */
+static int make_dirs(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST && errno != ENOTCONN)
+		return -errno;
+	return 0;
+}
+
+/*
+ * One daemon per state directory: the lock is held for the life of the
+ * process, so a kill -9 frees it with no stale file to clean.
+ */
+static int lock_state_dir(const char *state_dir, const char *mountpoint,
+			  int *fdp)
+{
+	char path[PATH_MAX], other[64] = "";
+	ssize_t n;
+	int fd, r;
+
+	*fdp = -1;
+	snprintf(path, sizeof(path), "%s/lock", state_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		mc_log_errno(MC_LOG_ERR, r,
+			     "state: cannot open '%s': check --state-dir is writable",
+			     path);
+		return r;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		r = -errno;
+		n = pread(fd, other, sizeof(other) - 1, 0);
+		other[n > 0 ? n : 0] = '\0';
+		other[strcspn(other, "\n")] = '\0';
+		mc_log(MC_LOG_ERR,
+		       "state: '%s' is in use by another mooncaked (pid %s): stop it first ('umount %s') or pass another --state-dir",
+		       state_dir, other[0] ? other : "unknown", mountpoint);
+		close(fd);
+		return r == -EWOULDBLOCK ? -EBUSY : r;
+	}
+	if (ftruncate(fd, 0) == 0)
+		dprintf(fd, "%ld\n%s\n", (long)getpid(), mountpoint);
+	*fdp = fd;
+	return 0;
+}
+
+static int check_protocol(const struct mc_config *cfg)
+{
+	char dev[64];
+	int r;
+
+	if (strcmp(cfg->protocol, "rdma") != 0)
+		return 0;
+	r = mc_rdma_probe(dev, sizeof(dev));
+	if (r < 0)
+		mc_log(MC_LOG_WARNING,
+		       "rdma: no RDMA device found (%s): pages move over TCP; install rdma-core and a device driver for RDMA",
+		       strerror(-r));
+	else
+		mc_log(MC_LOG_INFO, "rdma: device '%s' found", dev);
+	return 0;
+}
+
+static void print_banner(const struct mc_config *cfg, struct mc_pool *pool,
+			 bool adopted, const struct mc_ns_stats *st)
+{
+	char cap[32];
+
+	mc_size_format(cfg->global_segment_size, cap, sizeof(cap));
+	printf("mooncaked: serving %s at %s (standalone)\n", cap, cfg->mountpoint);
+	printf("  pool:   %s, %s%s\n", mc_pool_dir(pool),
+	       mc_pool_kind_name(mc_pool_kind(pool)),
+	       adopted ? ", re-adopted" : "");
+	printf("  pages:  %llu kept from before\n", (unsigned long long)st->pages);
+	printf("  status: cat %s/.mooncake/status\n", cfg->mountpoint);
+	printf("  stop:   umount %s   (the pool memory stays for a restart; free it with 'umount %s/pool')\n",
+	       cfg->mountpoint, cfg->state_dir);
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	extern char **environ;
+	struct mc_config *cfg = NULL;
+	struct mc_pool *pool = NULL;
+	struct mc_ns *ns = NULL;
+	struct mc_fs *fs = NULL;
+	struct mc_fs_params fp;
+	struct mc_ns_stats st;
+	char err[512], pooldir[PATH_MAX];
+	int status = EXIT_RUNTIME;
+	bool adopted = false;
+	int lock_fd = -1;
+	unsigned flags;
+	int r;
+
+	r = mc_config_load(&cfg, argc, argv, environ, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "mooncaked: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (cfg->help) {
+		mc_config_print_help(stdout, "mooncaked");
+		status = 0;
+		goto out;
+	}
+	if (cfg->version) {
+		printf("mooncaked (mooncakefs) %s\n", PACKAGE_VERSION);
+		status = 0;
+		goto out;
+	}
+	if (cfg->dump_config) {
+		mc_config_dump(cfg, stdout);
+		status = 0;
+		goto out;
+	}
+	mc_log_init("mooncaked", cfg->log_level,
+		    cfg->foreground ? 0 : MC_LOG_SYSLOG);
+	if (cfg->master && *cfg->master) {
+		fprintf(stderr,
+			"mooncaked: master '%s' given, but cluster mode needs mooncake_master, which this version does not ship yet: unset MOONCAKE_MASTER / master_server_address to run standalone\n",
+			cfg->master);
+		status = EXIT_USAGE;
+		goto out;
+	}
+	check_protocol(cfg);
+
+	r = make_dirs(cfg->state_dir, 0700);
+	if (r < 0) {
+		mc_log_errno(MC_LOG_ERR, r,
+			     "state: cannot create '%s': pass a writable --state-dir",
+			     cfg->state_dir);
+		goto out;
+	}
+	r = make_dirs(cfg->mountpoint, 0755);
+	if (r < 0) {
+		mc_log_errno(MC_LOG_ERR, r,
+			     "mount: cannot create the mount point '%s': create it or pick another",
+			     cfg->mountpoint);
+		goto out;
+	}
+	r = lock_state_dir(cfg->state_dir, cfg->mountpoint, &lock_fd);
+	if (r < 0)
+		goto out;
+
+	snprintf(pooldir, sizeof(pooldir), "%s/pool", cfg->state_dir);
+	flags = cfg->use_hugepage ? MC_POOL_HUGE : 0;
+	r = mc_pool_open(&pool, pooldir, cfg->global_segment_size, flags,
+			 &adopted);
+	if (r < 0)
+		goto out;
+	r = mc_ns_open(&ns, cfg->db_path);
+	if (r < 0) {
+		mc_log_errno(MC_LOG_ERR, r,
+			     "state: cannot open the namespace store '%s': check the disk, or move it aside to start empty",
+			     cfg->db_path);
+		goto out;
+	}
+	if (!adopted) {
+		/* fresh memory: whatever the store remembers has no bytes */
+		int64_t n = mc_ns_forget_pages(ns);
+
+		if (n > 0)
+			mc_log(MC_LOG_WARNING,
+			       "state: the pool memory is new (reboot or unmount), so %lld pages recorded in '%s' are gone",
+			       (long long)n, cfg->db_path);
+	}
+	mc_ns_get_stats(ns, &st);
+
+	memset(&fp, 0, sizeof(fp));
+	fp.max_page_size = cfg->max_page_size;
+	fp.high_watermark = cfg->high_watermark;
+	fp.eviction_ratio = cfg->eviction_ratio;
+	fp.entry_timeout_s = cfg->entry_timeout_s;
+	fp.passthrough = cfg->passthrough;
+	fp.threads = cfg->threads;
+	fp.hostname = cfg->local_hostname;
+	r = mc_fs_new(&fs, ns, pool, &fp);
+	if (r < 0)
+		goto out;
+	r = mc_fs_mount(fs, cfg->mountpoint, cfg->fuse_opts);
+	if (r < 0)
+		goto out;
+
+	print_banner(cfg, pool, adopted, &st);
+	if (fuse_daemonize(cfg->foreground) != 0) {
+		mc_log(MC_LOG_ERR, "daemon: cannot detach: run with --foreground");
+		goto out;
+	}
+	if (!cfg->foreground && lock_fd >= 0 && ftruncate(lock_fd, 0) == 0)
+		dprintf(lock_fd, "%ld\n%s\n", (long)getpid(), cfg->mountpoint);
+
+	r = mc_fs_run(fs);
+	if (r < 0)
+		mc_log_errno(MC_LOG_ERR, r, "fuse: the request loop failed");
+	else
+		status = 0;
+	mc_log(MC_LOG_NOTICE, "stopped: %s unmounted; pool memory kept at '%s'",
+	       cfg->mountpoint, pooldir);
+out:
+	mc_fs_free(fs);
+	mc_ns_close(ns);
+	mc_pool_close(pool);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	mc_config_free(cfg);
+	return status;
+}

@@ -1,0 +1,1713 @@
+/*
+ * fs.c - FUSE low-level operations over the namespace store and the pool.
+ *
+ * The rules this file keeps (man/mooncaked.8 states them for users):
+ * - a page is written once: create, write, close; it is committed at the
+ *   last close of its last open file and only then has a name that others
+ *   can see; until then lookups from anyone get ENOENT;
+ * - a lookup that races a writer's close waits (bounded) for that commit,
+ *   because RELEASE reaches us after close(2) has returned to the writer;
+ * - an inode's bytes never change: an O_TRUNC rewrite commits as a new
+ *   inode and the old one dies, so kernel caches and passthrough backing
+ *   files (one per inode, a kernel rule) stay correct;
+ * - eviction picks least-recently-opened pages that no file holds open.
+ *
+ * Lock order: fs->evict_lock, then the inode table lock, then the store's
+ * own lock (inside ns.c).  The table lock is never held across pool or
+ * namespace calls that may evict.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "fs_i.h"
+#include "log.h"
+#include "name.h"
+#include "banned.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+/* How long a lookup waits for a closing writer's commit. */
+#define COMMIT_WAIT_NS (2ull * 1000000000ull)
+
+enum handle_kind {
+	HANDLE_PAGE,
+	HANDLE_STATUS,
+};
+
+/* One open file; fi->fh points at it. */
+struct mc_handle {
+	enum handle_kind kind;
+	struct mc_inode *inode;	/* HANDLE_PAGE */
+	bool passthrough;	/* the kernel does the I/O */
+	bool writer;
+	char *text;		/* HANDLE_STATUS snapshot */
+	size_t text_len;
+};
+
+static struct mc_fs *fs_from_req(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void count_error(struct mc_fs *fs, int err)
+{
+	if (err == -EIO || err == -ENOSPC || err == -EFBIG)
+		atomic_fetch_add(&fs->counters.errors, 1);
+	if (err == -ENOSPC)
+		atomic_fetch_add(&fs->counters.enospc, 1);
+}
+
+static void reply_err(fuse_req_t req, int err)
+{
+	if (err < 0)
+		count_error(fs_from_req(req), err);
+	fuse_reply_err(req, err < 0 ? -err : err);
+}
+
+static struct timespec ts_of(uint64_t ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(ns / 1000000000ull),
+		.tv_nsec = (long)(ns % 1000000000ull),
+	};
+	return ts;
+}
+
+static void fill_stat(const struct mc_ns_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_size = (off_t)a->size;
+	st->st_blksize = 1 << 21;
+	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+	st->st_atim = ts_of(a->atime_ns ? a->atime_ns : a->mtime_ns);
+	st->st_mtim = ts_of(a->mtime_ns);
+	st->st_ctim = ts_of(a->ctime_ns);
+}
+
+/* Attributes of the virtual inodes under /.mooncake. */
+static int virtual_attr(uint64_t ino, struct mc_ns_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = ino;
+	a->mtime_ns = a->ctime_ns = now_ns(CLOCK_REALTIME);
+	if (ino == MC_FS_CTL_INO) {
+		a->parent = MC_NS_ROOT_INO;
+		a->mode = S_IFDIR | 0555;
+		a->nlink = 2;
+		return 0;
+	}
+	if (ino == MC_FS_STATUS_INO) {
+		a->parent = MC_FS_CTL_INO;
+		a->mode = S_IFREG | 0444;
+		a->nlink = 1;
+		a->size = 4096;	/* read with direct_io: tools read to EOF */
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static bool is_virtual(uint64_t ino)
+{
+	return ino > MC_NS_ROOT_INO && ino < MC_NS_FIRST_INO;
+}
+
+static void reply_entry(fuse_req_t req, const struct mc_ns_attr *a,
+			double timeout)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = a->ino;
+	e.generation = 1;
+	e.attr_timeout = timeout;
+	e.entry_timeout = timeout;
+	fill_stat(a, &e.attr);
+	fuse_reply_entry(req, &e);
+}
+
+/* ---- entry invalidation: sent from a thread of its own ---------------- */
+
+/*
+ * The kernel takes the directory lock to invalidate an entry, and request
+ * handlers may run with that lock held, so notifications are queued here
+ * and sent by a thread that never serves requests.
+ */
+static void *inval_main(void *arg)
+{
+	struct mc_fs *fs = arg;
+	struct mc_fs_inval item;
+
+	pthread_mutex_lock(&fs->inval_lock);
+	for (;;) {
+		while (fs->inval_head == fs->inval_tail && !fs->inval_stop)
+			pthread_cond_wait(&fs->inval_cond, &fs->inval_lock);
+		if (fs->inval_head == fs->inval_tail)
+			break;
+		item = fs->inval_ring[fs->inval_tail % MC_FS_INVAL_RING];
+		fs->inval_tail++;
+		pthread_mutex_unlock(&fs->inval_lock);
+		fuse_lowlevel_notify_inval_entry(fs->se, item.parent, item.name,
+						 strlen(item.name));
+		pthread_mutex_lock(&fs->inval_lock);
+	}
+	pthread_mutex_unlock(&fs->inval_lock);
+	return NULL;
+}
+
+static void queue_inval(struct mc_fs *fs, uint64_t parent, const char *name)
+{
+	struct mc_fs_inval *slot;
+
+	pthread_mutex_lock(&fs->inval_lock);
+	if (fs->inval_running &&
+	    fs->inval_head - fs->inval_tail < MC_FS_INVAL_RING) {
+		slot = &fs->inval_ring[fs->inval_head % MC_FS_INVAL_RING];
+		slot->parent = parent;
+		snprintf(slot->name, sizeof(slot->name), "%s", name);
+		fs->inval_head++;
+		pthread_cond_signal(&fs->inval_cond);
+	}
+	/* A full ring only delays: entries expire after entry_timeout. */
+	pthread_mutex_unlock(&fs->inval_lock);
+}
+
+/* ---- dropping pages ---------------------------------------------------- */
+
+/* A page left the namespace: free its memory; open files keep their bytes. */
+static void drop_page(struct mc_fs *fs, const struct mc_ns_dropped *d)
+{
+	struct mc_inode *in;
+	int r;
+
+	if (d->ino == 0)
+		return;
+	mc_inode_table_lock(fs->itab);
+	in = mc_inode_find_locked(fs->itab, d->ino);
+	if (in && in->state == MC_INODE_OPEN) {
+		in->dead = true;
+		in->attr.nlink = 0;
+	}
+	mc_inode_table_unlock(fs->itab);
+	if (d->page_id == 0)
+		return;
+	r = mc_pool_free(fs->pool, d->page_id);
+	if (r < 0)
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot free page %016llx of '%s': its memory stays used until restart",
+			     (unsigned long long)d->page_id, d->name);
+}
+
+static void on_evicted(void *ctx, const struct mc_ns_dropped *d)
+{
+	struct mc_fs *fs = ctx;
+
+	drop_page(fs, d);
+	atomic_fetch_add(&fs->counters.evictions, 1);
+	queue_inval(fs, d->parent, d->name);
+}
+
+/*
+ * Keep room for the next write: when the pool is past the high watermark
+ * (or a page of the size last seen would not fit), evict down to
+ * high - eviction_ratio.  Only one thread evicts at a time; others go on.
+ */
+static void make_room(struct mc_fs *fs, uint64_t want)
+{
+	struct mc_pool_usage u;
+	double high, low;
+	uint64_t need;
+
+	if (pthread_mutex_trylock(&fs->evict_lock) != 0)
+		return;
+	if (mc_pool_usage(fs->pool, &u) < 0 || u.capacity == 0)
+		goto out;
+	high = (double)u.capacity * fs->params.high_watermark;
+	low = (double)u.capacity *
+	      (fs->params.high_watermark - fs->params.eviction_ratio);
+	if (low < 0)
+		low = 0;
+	if ((double)(u.used + want) <= high && u.used + want <= u.capacity)
+		goto out;
+	need = (uint64_t)((double)(u.used + want) - low);
+	if (u.used + want > u.capacity && u.used + want - u.capacity > need)
+		need = u.used + want - u.capacity;
+	if (mc_ns_evict(fs->ns, need, u.unit, on_evicted, fs) < 0)
+		mc_log_ratelimited(MC_LOG_ERR,
+				   "evict: the namespace store failed: writes may get ENOSPC until it recovers");
+out:
+	pthread_mutex_unlock(&fs->evict_lock);
+}
+
+/* ---- inode helpers ----------------------------------------------------- */
+
+/* Attributes of ino as this host sees them, open files and writes included. */
+static int get_attr(struct mc_fs *fs, uint64_t ino, struct mc_ns_attr *a)
+{
+	struct mc_inode *in;
+	struct stat st;
+
+	if (is_virtual(ino))
+		return virtual_attr(ino, a);
+	mc_inode_table_lock(fs->itab);
+	in = mc_inode_find_locked(fs->itab, ino);
+	if (in && (in->state != MC_INODE_OPEN || in->dead)) {
+		*a = in->attr;
+		if (in->state != MC_INODE_OPEN && in->fd >= 0 &&
+		    fstat(in->fd, &st) == 0)
+			a->size = (uint64_t)st.st_size;
+		mc_inode_table_unlock(fs->itab);
+		return 0;
+	}
+	mc_inode_table_unlock(fs->itab);
+	return mc_ns_getattr(fs->ns, ino, a);
+}
+
+static void release_inode_files(struct mc_fs *fs, struct mc_inode *in)
+{
+	if (in->backing_id > 0)
+		mc_passthrough_close_backing(fs->pt, in->backing_id);
+	in->backing_id = 0;
+	if (in->fd >= 0)
+		close(in->fd);
+	in->fd = -1;
+}
+
+/* Register in->fd for passthrough when the kernel agreed to it. */
+static void try_backing(struct mc_fs *fs, struct mc_inode *in)
+{
+	int id;
+
+	if (!mc_passthrough_active(fs->pt) || in->backing_id > 0)
+		return;
+	id = mc_passthrough_open_backing(fs->pt, in->fd);
+	if (id > 0) {
+		in->backing_id = id;
+		return;
+	}
+	mc_log_ratelimited(MC_LOG_WARNING,
+			   "passthrough: cannot register a backing file (%s): the daemon serves this file itself, which is slower",
+			   strerror(-id));
+}
+
+static int32_t backing_of_fh(void *ctx, uint64_t fh)
+{
+	struct mc_handle *h = (struct mc_handle *)(uintptr_t)fh;
+
+	if (!h || h->kind != HANDLE_PAGE || !h->passthrough)
+		return 0;
+	return h->inode->backing_id;
+}
+
+static struct mc_handle *handle_new(enum handle_kind kind, struct mc_inode *in)
+{
+	struct mc_handle *h = calloc(1, sizeof(*h));
+
+	if (h) {
+		h->kind = kind;
+		h->inode = in;
+	}
+	return h;
+}
+
+static struct mc_handle *handle_of(struct fuse_file_info *fi)
+{
+	return (struct mc_handle *)(uintptr_t)fi->fh;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct mc_fs *fs = userdata;
+
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* passthrough refuses a writeback cache */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	conn->max_readahead = 1u << 20;
+	(void)fs;
+}
+
+/* ---- namespace operations --------------------------------------------- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	struct mc_ns_attr a;
+	uint64_t deadline;
+	bool waited = false;
+	int r;
+
+	if (parent == MC_NS_ROOT_INO && strcmp(name, MC_FS_CTL_NAME) == 0) {
+		virtual_attr(MC_FS_CTL_INO, &a);
+		reply_entry(req, &a, 0);
+		return;
+	}
+	if (parent == MC_FS_CTL_INO) {
+		if (strcmp(name, "status") == 0) {
+			virtual_attr(MC_FS_STATUS_INO, &a);
+			reply_entry(req, &a, 0);
+		} else {
+			reply_err(req, -ENOENT);
+		}
+		return;
+	}
+again:
+	r = mc_ns_lookup(fs->ns, parent, name, &a);
+	if (r == 0) {
+		reply_entry(req, &a, fs->params.entry_timeout_s);
+		return;
+	}
+	if (r == -ENOENT && !waited) {
+		/*
+		 * A writer that has closed its file may not have committed yet:
+		 * RELEASE is queued after close(2) returns.  Wait for it so that
+		 * "close, then stat from anywhere" always sees the page.
+		 */
+		deadline = now_ns(CLOCK_MONOTONIC) + COMMIT_WAIT_NS;
+		mc_inode_table_lock(fs->itab);
+		while (mc_inode_find_closing_locked(fs->itab, parent, name)) {
+			waited = true;
+			if (mc_inode_wait_locked(fs->itab, deadline) == -ETIMEDOUT)
+				break;
+		}
+		mc_inode_table_unlock(fs->itab);
+		if (waited)
+			goto again;
+	}
+	if (r == -ENOENT) {
+		atomic_fetch_add(&fs->counters.misses, 1);
+		/* ino 0: a negative entry the kernel must not cache */
+		struct fuse_entry_param e;
+
+		memset(&e, 0, sizeof(e));
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	reply_err(req, r);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	struct mc_ns_attr a;
+	struct stat st;
+	int r;
+
+	r = get_attr(fs, ino, &a);
+	if (r < 0) {
+		reply_err(req, r);
+		return;
+	}
+	fill_stat(&a, &st);
+	fuse_reply_attr(req, &st,
+			ino >= MC_NS_FIRST_INO || ino == MC_NS_ROOT_INO ?
+				fs->params.entry_timeout_s : 0);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	struct mc_inode *in = NULL;
+	struct mc_ns_attr a, want;
+	unsigned flags = 0;
+	struct stat st;
+	int r;
+
+	if (is_virtual(ino)) {
+		reply_err(req, -EPERM);
+		return;
+	}
+	if (fi && fi->fh && handle_of(fi)->kind == HANDLE_PAGE)
+		in = handle_of(fi)->inode;
+	mc_inode_table_lock(fs->itab);
+	if (!in)
+		in = mc_inode_find_locked(fs->itab, ino);
+	if (in && in->state == MC_INODE_OPEN)
+		in = NULL;	/* committed: the store answers */
+	if (in) {
+		/* a write in progress: change what it will commit */
+		r = 0;
+		if (to_set & FUSE_SET_ATTR_SIZE) {
+			if ((uint64_t)attr->st_size > fs->params.max_page_size)
+				r = -EFBIG;
+			else if (ftruncate(in->fd, attr->st_size) < 0)
+				r = -errno;
+		}
+		if (to_set & FUSE_SET_ATTR_MODE)
+			in->attr.mode = S_IFREG | (attr->st_mode & 07777);
+		if (to_set & FUSE_SET_ATTR_UID)
+			in->attr.uid = attr->st_uid;
+		if (to_set & FUSE_SET_ATTR_GID)
+			in->attr.gid = attr->st_gid;
+		a = in->attr;
+		if (in->fd >= 0 && fstat(in->fd, &st) == 0)
+			a.size = (uint64_t)st.st_size;
+		mc_inode_table_unlock(fs->itab);
+		if (r < 0) {
+			reply_err(req, r);
+			return;
+		}
+		fill_stat(&a, &st);
+		fuse_reply_attr(req, &st, 0);
+		return;
+	}
+	mc_inode_table_unlock(fs->itab);
+
+	r = mc_ns_getattr(fs->ns, ino, &a);
+	if (r < 0) {
+		reply_err(req, r);
+		return;
+	}
+	if ((to_set & FUSE_SET_ATTR_SIZE) && (uint64_t)attr->st_size != a.size) {
+		/* committed bytes never change; see O_TRUNC in op_open */
+		reply_err(req, -EPERM);
+		return;
+	}
+	memset(&want, 0, sizeof(want));
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		flags |= MC_NS_SET_MODE;
+		want.mode = attr->st_mode & 07777;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		flags |= MC_NS_SET_UID;
+		want.uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		flags |= MC_NS_SET_GID;
+		want.gid = attr->st_gid;
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		flags |= MC_NS_SET_MTIME;
+		want.mtime_ns = (to_set & FUSE_SET_ATTR_MTIME_NOW) ?
+					now_ns(CLOCK_REALTIME) :
+					(uint64_t)attr->st_mtim.tv_sec * 1000000000ull +
+						(uint64_t)attr->st_mtim.tv_nsec;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		flags |= MC_NS_SET_ATIME;
+		want.atime_ns = (to_set & FUSE_SET_ATTR_ATIME_NOW) ?
+					now_ns(CLOCK_REALTIME) :
+					(uint64_t)attr->st_atim.tv_sec * 1000000000ull +
+						(uint64_t)attr->st_atim.tv_nsec;
+	}
+	if (flags) {
+		r = mc_ns_setattr(fs->ns, ino, flags, &want, &a);
+		if (r < 0) {
+			reply_err(req, r);
+			return;
+		}
+	}
+	fill_stat(&a, &st);
+	fuse_reply_attr(req, &st, fs->params.entry_timeout_s);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct mc_ns_attr a;
+	int r;
+
+	if (is_virtual(parent) ||
+	    (parent == MC_NS_ROOT_INO && strcmp(name, MC_FS_CTL_NAME) == 0)) {
+		reply_err(req, parent == MC_NS_ROOT_INO ? -EEXIST : -EPERM);
+		return;
+	}
+	r = mc_ns_mkdir(fs->ns, parent, name, mode & ~ctx->umask & 07777,
+			ctx->uid, ctx->gid, &a);
+	if (r < 0) {
+		reply_err(req, r);
+		return;
+	}
+	reply_entry(req, &a, fs->params.entry_timeout_s);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct mc_fs *fs = fs_from_req(req);
+
+	if (is_virtual(parent) ||
+	    (parent == MC_NS_ROOT_INO && strcmp(name, MC_FS_CTL_NAME) == 0)) {
+		reply_err(req, -EPERM);
+		return;
+	}
+	reply_err(req, mc_ns_rmdir(fs->ns, parent, name));
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	struct mc_ns_dropped d;
+	int r;
+
+	if (is_virtual(parent) ||
+	    (parent == MC_NS_ROOT_INO && strcmp(name, MC_FS_CTL_NAME) == 0)) {
+		reply_err(req, -EPERM);
+		return;
+	}
+	memset(&d, 0, sizeof(d));
+	r = mc_ns_unlink(fs->ns, parent, name, &d);
+	if (r == 0)
+		drop_page(fs, &d);
+	reply_err(req, r);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	struct mc_ns_dropped d;
+	unsigned nsflags = 0;
+	int r;
+
+	if (is_virtual(parent) || is_virtual(newparent) ||
+	    (parent == MC_NS_ROOT_INO && strcmp(name, MC_FS_CTL_NAME) == 0) ||
+	    (newparent == MC_NS_ROOT_INO &&
+	     strcmp(newname, MC_FS_CTL_NAME) == 0)) {
+		reply_err(req, -EPERM);
+		return;
+	}
+	if (flags & RENAME_EXCHANGE) {
+		reply_err(req, -EINVAL);
+		return;
+	}
+	if (flags & RENAME_NOREPLACE)
+		nsflags |= MC_NS_RENAME_NOREPLACE;
+	memset(&d, 0, sizeof(d));
+	r = mc_ns_rename(fs->ns, parent, name, newparent, newname, nsflags, &d);
+	if (r == 0)
+		drop_page(fs, &d);
+	reply_err(req, r);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	/* a page has one name: replicas and eviction track it by that name */
+	reply_err(req, -EPERM);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	reply_err(req, -EPERM);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	reply_err(req, -EPERM);
+}
+
+/* ---- files --------------------------------------------------------------- */
+
+/*
+ * A new write: reserve the inode and page, create the pending backing file.
+ * Returns the table entry (nopen 1) or -errno.
+ */
+static int start_write(struct mc_fs *fs, uint64_t parent, const char *name,
+		       uint32_t mode, uint32_t uid, uint32_t gid,
+		       uint64_t replaces, struct mc_inode **inp)
+{
+	struct mc_inode *in;
+	uint64_t ino, page;
+	int fd, r;
+
+	*inp = NULL;
+	make_room(fs, atomic_load(&fs->last_page_size));
+	r = mc_ns_reserve(fs->ns, &ino, &page);
+	if (r < 0)
+		return r;
+	fd = mc_pool_create(fs->pool, page);
+	if (fd < 0)
+		return fd;
+	mc_inode_table_lock(fs->itab);
+	in = mc_inode_add_locked(fs->itab, ino);
+	if (!in) {
+		r = -ENOMEM;
+		goto out_unlock;
+	}
+	in->state = MC_INODE_WRITING;
+	in->fd = fd;
+	fd = -1;
+	in->nopen = 1;
+	in->replaces = replaces;
+	in->attr.mode = S_IFREG | (mode & 07777);
+	in->attr.uid = uid;
+	in->attr.gid = gid;
+	in->attr.nlink = 1;
+	in->attr.page_id = page;
+	in->attr.mtime_ns = in->attr.ctime_ns = now_ns(CLOCK_REALTIME);
+	r = mc_inode_set_write_locked(fs->itab, in, parent, name);
+	if (r < 0) {
+		mc_inode_remove_locked(fs->itab, in);
+		close(in->fd);
+		mc_inode_free(in);
+		goto out_unlock;
+	}
+	*inp = in;
+	r = 0;
+out_unlock:
+	mc_inode_table_unlock(fs->itab);
+	if (fd >= 0) {
+		close(fd);
+		mc_pool_discard(fs->pool, page);
+	}
+	return r;
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct fuse_entry_param e;
+	struct mc_ns_attr pa, a;
+	struct mc_inode *in;
+	struct mc_handle *h;
+	int r;
+
+	if (is_virtual(parent)) {
+		reply_err(req, -EPERM);
+		return;
+	}
+	if (parent == MC_NS_ROOT_INO && strcmp(name, MC_FS_CTL_NAME) == 0) {
+		reply_err(req, -EEXIST);
+		return;
+	}
+	r = mc_name_check(name);
+	if (r < 0) {
+		reply_err(req, r);
+		return;
+	}
+	r = mc_ns_getattr(fs->ns, parent, &pa);
+	if (r == 0 && !S_ISDIR(pa.mode))
+		r = -ENOTDIR;
+	if (r == 0 && (fi->flags & O_EXCL) &&
+	    mc_ns_lookup(fs->ns, parent, name, &a) == 0)
+		r = -EEXIST;
+	if (r < 0) {
+		reply_err(req, r);
+		return;
+	}
+	r = start_write(fs, parent, name, mode & ~ctx->umask, ctx->uid,
+			ctx->gid, 0, &in);
+	if (r < 0) {
+		mc_log_ratelimited(MC_LOG_WARNING,
+				   "create: cannot start a page (%s): the pool at '%s' may be full or unwritable",
+				   strerror(-r), mc_pool_dir(fs->pool));
+		reply_err(req, r);
+		return;
+	}
+	h = handle_new(HANDLE_PAGE, in);
+	if (!h) {
+		mc_inode_table_lock(fs->itab);
+		in->error = -ENOMEM;
+		mc_inode_remove_locked(fs->itab, in);
+		mc_inode_table_unlock(fs->itab);
+		release_inode_files(fs, in);
+		mc_pool_discard(fs->pool, in->attr.page_id);
+		mc_inode_free(in);
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	h->writer = true;
+	try_backing(fs, in);
+	h->passthrough = in->backing_id > 0;
+	if (!h->passthrough)
+		fi->direct_io = 1;
+	fi->fh = (uintptr_t)h;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = in->ino;
+	e.generation = 1;
+	/* zero timeouts: the name must not be cached before the commit */
+	e.attr_timeout = 0;
+	e.entry_timeout = 0;
+	fill_stat(&in->attr, &e.attr);
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		/* the kernel will not RELEASE what it never got */
+		mc_log(MC_LOG_WARNING, "create: reply for '%s' was not delivered: discarding the write", name);
+	}
+}
+
+static void open_status(fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	struct mc_handle *h;
+	int r;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		reply_err(req, -EACCES);
+		return;
+	}
+	h = handle_new(HANDLE_STATUS, NULL);
+	if (!h) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	r = mc_status_render(fs, &h->text, &h->text_len);
+	if (r < 0) {
+		free(h);
+		reply_err(req, r);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	fuse_reply_open(req, fi);
+}
+
+/*
+ * An O_TRUNC open of a committed page: write a new page that replaces it at
+ * the last close.  The new page gets an inode of its own; this handle is
+ * served by the daemon because the old inode may still have a passthrough
+ * backing file in the kernel (one per inode at a time).
+ */
+static void open_rewrite(fuse_req_t req, const struct mc_ns_attr *a,
+			 struct fuse_file_info *fi)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	char name[MC_NAME_MAX + 1];
+	struct mc_inode *in;
+	struct mc_handle *h;
+	uint64_t parent;
+	bool busy;
+	int r;
+
+	mc_inode_table_lock(fs->itab);
+	in = mc_inode_find_locked(fs->itab, a->ino);
+	busy = in && in->nopen > 0;
+	mc_inode_table_unlock(fs->itab);
+	if (busy) {
+		reply_err(req, -ETXTBSY);
+		return;
+	}
+	r = mc_ns_name_of(fs->ns, a->ino, &parent, name, sizeof(name));
+	if (r == 0)
+		r = start_write(fs, parent, name, a->mode, a->uid, a->gid,
+				a->ino, &in);
+	if (r < 0) {
+		reply_err(req, r == -ENOENT ? -ESTALE : r);
+		return;
+	}
+	h = handle_new(HANDLE_PAGE, in);
+	if (!h) {
+		mc_inode_table_lock(fs->itab);
+		mc_inode_remove_locked(fs->itab, in);
+		mc_inode_table_unlock(fs->itab);
+		release_inode_files(fs, in);
+		mc_pool_discard(fs->pool, in->attr.page_id);
+		mc_inode_free(in);
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	h->writer = true;
+	fi->direct_io = 1;
+	fi->fh = (uintptr_t)h;
+	fuse_reply_open(req, fi);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	int acc = fi->flags & O_ACCMODE;
+	struct mc_ns_attr a;
+	struct mc_inode *in;
+	struct mc_handle *h;
+	bool first = false;
+	int r, fd;
+
+	if (ino == MC_FS_STATUS_INO) {
+		open_status(req, fi);
+		return;
+	}
+	if (is_virtual(ino)) {
+		reply_err(req, -EISDIR);
+		return;
+	}
+
+	/* another open of a file still being written (its writer's own) */
+	mc_inode_table_lock(fs->itab);
+	in = mc_inode_find_locked(fs->itab, ino);
+	if (in && in->state == MC_INODE_WRITING) {
+		h = handle_new(HANDLE_PAGE, in);
+		if (!h) {
+			mc_inode_table_unlock(fs->itab);
+			reply_err(req, -ENOMEM);
+			return;
+		}
+		in->nopen++;
+		h->writer = acc != O_RDONLY;
+		h->passthrough = in->backing_id > 0;
+		mc_inode_table_unlock(fs->itab);
+		if (!h->passthrough)
+			fi->direct_io = 1;
+		fi->fh = (uintptr_t)h;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	mc_inode_table_unlock(fs->itab);
+
+	r = mc_ns_getattr(fs->ns, ino, &a);
+	if (r == -ENOENT) {
+		/* replaced or evicted since the kernel cached it: look again */
+		reply_err(req, -ESTALE);
+		return;
+	}
+	if (r == 0 && S_ISDIR(a.mode))
+		r = -EISDIR;
+	if (r < 0) {
+		reply_err(req, r);
+		return;
+	}
+	if (acc != O_RDONLY) {
+		if (fi->flags & O_TRUNC)
+			open_rewrite(req, &a, fi);
+		else
+			reply_err(req, -EPERM);	/* written once; see O_TRUNC */
+		return;
+	}
+
+	h = handle_new(HANDLE_PAGE, NULL);
+	if (!h) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	mc_inode_table_lock(fs->itab);
+	in = mc_inode_find_locked(fs->itab, ino);
+	if (!in) {
+		fd = mc_pool_open_page(fs->pool, a.page_id, O_RDONLY);
+		if (fd < 0) {
+			mc_inode_table_unlock(fs->itab);
+			free(h);
+			mc_log_ratelimited(MC_LOG_ERR,
+					   "open: page %016llx of inode %llu is missing from the pool (%s): the page is lost; remove it and write it again",
+					   (unsigned long long)a.page_id,
+					   (unsigned long long)ino, strerror(-fd));
+			reply_err(req, fd == -ENOENT ? -EIO : fd);
+			return;
+		}
+		in = mc_inode_add_locked(fs->itab, ino);
+		if (!in) {
+			mc_inode_table_unlock(fs->itab);
+			close(fd);
+			free(h);
+			reply_err(req, -ENOMEM);
+			return;
+		}
+		in->state = MC_INODE_OPEN;
+		in->fd = fd;
+		in->attr = a;
+		first = true;
+		try_backing(fs, in);
+	}
+	in->nopen++;
+	h->inode = in;
+	h->passthrough = in->backing_id > 0;
+	mc_inode_table_unlock(fs->itab);
+
+	if (first)
+		mc_ns_pin(fs->ns, ino);
+	mc_ns_touch(fs->ns, ino, now_ns(CLOCK_REALTIME));
+	atomic_fetch_add(&fs->counters.hits, 1);
+	/* an inode's bytes never change, so the kernel may keep its cache */
+	if (!h->passthrough)
+		fi->keep_cache = 1;
+	fi->fh = (uintptr_t)h;
+	fuse_reply_open(req, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct mc_handle *h = handle_of(fi);
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+
+	if (h->kind == HANDLE_STATUS) {
+		size_t o = (size_t)off;
+
+		if (o >= h->text_len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, h->text + o,
+				       size < h->text_len - o ? size :
+								h->text_len - o);
+		return;
+	}
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].fd = h->inode->fd;
+	bv.buf[0].pos = off;
+	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	struct mc_handle *h = handle_of(fi);
+	struct mc_inode *in = h->inode;
+	ssize_t n;
+	int r;
+
+	if (h->kind != HANDLE_PAGE || !h->writer ||
+	    in->state != MC_INODE_WRITING) {
+		reply_err(req, -EBADF);
+		return;
+	}
+	if ((uint64_t)off + size > fs->params.max_page_size) {
+		in->error = -EFBIG;
+		reply_err(req, -EFBIG);
+		return;
+	}
+	n = pwrite(in->fd, buf, size, off);
+	if (n < 0 && errno == ENOSPC) {
+		make_room(fs, size);
+		n = pwrite(in->fd, buf, size, off);
+	}
+	if (n < 0) {
+		r = -errno;
+		in->error = r;
+		reply_err(req, r);
+		return;
+	}
+	fuse_reply_write(req, (size_t)n);
+}
+
+/*
+ * close(2) of one descriptor.  The page is checked here because this is the
+ * last point where an error reaches the writer: too big, or the pool filled
+ * up under a passthrough write (which never passes through us).
+ */
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	struct mc_handle *h = handle_of(fi);
+	struct mc_inode *in = h->inode;
+	struct mc_pool_usage u;
+	struct stat st;
+	int r = 0;
+
+	if (h->kind != HANDLE_PAGE || in->state == MC_INODE_OPEN) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	mc_inode_table_lock(fs->itab);
+	if (h->writer && in->error == 0) {
+		if (fstat(in->fd, &st) == 0 &&
+		    (uint64_t)st.st_size > fs->params.max_page_size)
+			in->error = -EFBIG;
+		else if (h->passthrough && mc_pool_usage(fs->pool, &u) == 0 &&
+			 u.capacity - u.used < u.unit && u.used >= u.capacity - u.unit)
+			/*
+			 * A full pool at close means a passthrough write
+			 * may have been cut short; refusing the page is the
+			 * only safe answer since we never saw the write.
+			 */
+			in->error = -ENOSPC;
+	}
+	if (h->writer)
+		r = in->error;
+	in->flushed = true;
+	mc_inode_table_unlock(fs->itab);
+	reply_err(req, r);
+}
+
+/* Last close of a write: commit it, or throw it away. */
+static void finish_write(struct mc_fs *fs, struct mc_inode *in)
+{
+	struct mc_ns_dropped replaced;
+	struct mc_ns_commit c;
+	struct stat st;
+	int r = in->error;
+
+	if (r == 0 && fstat(in->fd, &st) < 0)
+		r = -errno;
+	if (r == 0 && (uint64_t)st.st_size > fs->params.max_page_size)
+		r = -EFBIG;
+	release_inode_files(fs, in);
+	if (r == 0)
+		r = mc_pool_commit(fs->pool, in->attr.page_id);
+	if (r == 0) {
+		memset(&c, 0, sizeof(c));
+		c.parent = in->attr.parent;
+		c.name = in->name;
+		c.ino = in->ino;
+		c.page_id = in->attr.page_id;
+		c.mode = in->attr.mode;
+		c.uid = in->attr.uid;
+		c.gid = in->attr.gid;
+		c.size = (uint64_t)st.st_size;
+		c.mtime_ns = now_ns(CLOCK_REALTIME);
+		memset(&replaced, 0, sizeof(replaced));
+		r = mc_ns_commit(fs->ns, &c, &replaced);
+		if (r == 0) {
+			atomic_fetch_add(&fs->counters.commits, 1);
+			if (c.size > atomic_load(&fs->last_page_size))
+				atomic_store(&fs->last_page_size, c.size);
+			drop_page(fs, &replaced);
+			if (replaced.ino && replaced.ino == in->replaces)
+				queue_inval(fs, c.parent, c.name);
+			make_room(fs, 0);
+			return;
+		}
+		mc_pool_free(fs->pool, in->attr.page_id);
+	} else {
+		mc_pool_discard(fs->pool, in->attr.page_id);
+	}
+	if (r != -ENOENT)
+		mc_log_ratelimited(MC_LOG_WARNING,
+				   "commit: page '%s' was not kept (%s): the writer was told at close; write it again",
+				   in->name, strerror(-r));
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	struct mc_handle *h = handle_of(fi);
+	struct mc_inode *in = h->inode;
+	bool last, writing, pinned;
+
+	if (h->kind == HANDLE_STATUS) {
+		free(h->text);
+		free(h);
+		fuse_reply_err(req, 0);
+		return;
+	}
+	free(h);
+	mc_inode_table_lock(fs->itab);
+	last = --in->nopen == 0;
+	writing = in->state == MC_INODE_WRITING;
+	if (last && writing)
+		in->state = MC_INODE_COMMITTING;
+	else if (last)
+		mc_inode_remove_locked(fs->itab, in);
+	mc_inode_table_unlock(fs->itab);
+	/* the kernel does not wait for this reply: answer before the work */
+	fuse_reply_err(req, 0);
+	if (!last)
+		return;
+	if (writing) {
+		finish_write(fs, in);
+		mc_inode_table_lock(fs->itab);
+		mc_inode_remove_locked(fs->itab, in);
+		mc_inode_table_unlock(fs->itab);
+		mc_inode_free(in);
+		return;
+	}
+	pinned = !in->dead;
+	release_inode_files(fs, in);
+	if (pinned)
+		mc_ns_unpin(fs->ns, ino);
+	else
+		mc_ns_unpin(fs->ns, in->ino);
+	mc_inode_free(in);
+}
+
+/* ---- directories ------------------------------------------------------- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	struct mc_ns_attr a;
+	int r;
+
+	r = get_attr(fs, ino, &a);
+	if (r == 0 && !S_ISDIR(a.mode))
+		r = -ENOTDIR;
+	if (r < 0) {
+		reply_err(req, r);
+		return;
+	}
+	fi->fh = 0;
+	fuse_reply_open(req, fi);
+}
+
+/* Offsets: 1 ".", 2 "..", 3 "/.mooncake" (root only), then inode numbers. */
+struct dir_fill {
+	fuse_req_t req;
+	struct mc_fs *fs;
+	char *buf;
+	size_t size, used;
+	bool plus;
+	bool full;
+};
+
+static bool dir_add(struct dir_fill *df, const char *name,
+		    const struct mc_ns_attr *a, off_t next)
+{
+	struct fuse_entry_param e;
+	size_t n;
+
+	memset(&e, 0, sizeof(e));
+	fill_stat(a, &e.attr);
+	if (df->plus) {
+		e.ino = a->ino;
+		e.generation = 1;
+		if (a->ino >= MC_NS_FIRST_INO || a->ino == MC_NS_ROOT_INO)
+			e.attr_timeout = e.entry_timeout = df->fs->params.entry_timeout_s;
+		n = fuse_add_direntry_plus(df->req, df->buf + df->used,
+					   df->size - df->used, name, &e, next);
+	} else {
+		n = fuse_add_direntry(df->req, df->buf + df->used,
+				      df->size - df->used, name, &e.attr, next);
+	}
+	if (n > df->size - df->used) {
+		df->full = true;
+		return false;
+	}
+	df->used += n;
+	return true;
+}
+
+static int dir_fill_one(void *ctx, const char *name,
+			const struct mc_ns_attr *a)
+{
+	struct dir_fill *df = ctx;
+
+	return dir_add(df, name, a, (off_t)a->ino) ? 0 : 1;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       bool plus)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	struct dir_fill df = { .req = req, .fs = fs, .size = size, .plus = plus };
+	struct mc_ns_attr self, parent, ctl;
+	uint64_t after;
+	int r;
+
+	df.buf = malloc(size);
+	if (!df.buf) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	r = get_attr(fs, ino, &self);
+	if (r == 0)
+		r = get_attr(fs, self.parent ? self.parent : MC_NS_ROOT_INO,
+			     &parent);
+	if (r < 0)
+		goto out;
+	if (off < 1 && !dir_add(&df, ".", &self, 1))
+		goto done;
+	if (off < 2 && !dir_add(&df, "..", &parent, 2))
+		goto done;
+	if (ino == MC_FS_CTL_INO) {
+		virtual_attr(MC_FS_STATUS_INO, &ctl);
+		if (off < 3)
+			dir_add(&df, "status", &ctl, 3);
+		goto done;
+	}
+	if (ino == MC_NS_ROOT_INO && off < 3) {
+		virtual_attr(MC_FS_CTL_INO, &ctl);
+		if (!dir_add(&df, MC_FS_CTL_NAME, &ctl, 3))
+			goto done;
+	}
+	after = off < 3 ? 0 : (uint64_t)off;
+	r = mc_ns_readdir(fs->ns, ino, after, dir_fill_one, &df);
+	if (r > 0)
+		r = 0;
+	if (r < 0)
+		goto out;
+done:
+	if (df.used == 0 && df.full) {
+		r = -EINVAL;	/* buffer too small for one entry */
+		goto out;
+	}
+	fuse_reply_buf(req, df.buf, df.used);
+	free(df.buf);
+	return;
+out:
+	free(df.buf);
+	reply_err(req, r);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	struct mc_pool_usage u;
+	struct mc_ns_stats st;
+	struct statvfs sv;
+	int r;
+
+	r = mc_pool_usage(fs->pool, &u);
+	if (r < 0) {
+		reply_err(req, r);
+		return;
+	}
+	mc_ns_get_stats(fs->ns, &st);
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_blocks = u.capacity / 4096;
+	sv.f_bfree = u.used < u.capacity ? (u.capacity - u.used) / 4096 : 0;
+	sv.f_bavail = sv.f_bfree;
+	sv.f_files = st.pages + st.dirs + sv.f_bfree;
+	sv.f_ffree = sv.f_bfree;
+	sv.f_favail = sv.f_bfree;
+	sv.f_namemax = MC_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- extended attributes: where a page lives ---------------------------- */
+
+static const char *const xattr_names[] = {
+	"user.mooncake.state",
+	"user.mooncake.location",
+	"user.mooncake.replicas",
+	"user.mooncake.page_id",
+};
+
+static int xattr_value(struct mc_fs *fs, fuse_ino_t ino, const char *name,
+		       char *out, size_t outlen)
+{
+	struct mc_ns_attr a;
+	struct mc_inode *in;
+	const char *state = "committed";
+	char path[PATH_MAX];
+	int r;
+
+	if (is_virtual(ino))
+		return -ENODATA;
+	mc_inode_table_lock(fs->itab);
+	in = mc_inode_find_locked(fs->itab, ino);
+	if (in && in->state != MC_INODE_OPEN) {
+		a = in->attr;
+		state = "writing";
+		r = 0;
+	} else {
+		r = 1;
+	}
+	mc_inode_table_unlock(fs->itab);
+	if (r == 1)
+		r = mc_ns_getattr(fs->ns, ino, &a);
+	if (r < 0)
+		return r;
+	if (!S_ISREG(a.mode))
+		return -ENODATA;
+	if (strcmp(name, "user.mooncake.state") == 0)
+		return snprintf(out, outlen, "%s", state);
+	if (strcmp(name, "user.mooncake.location") == 0) {
+		if (strcmp(state, "writing") == 0)
+			return snprintf(out, outlen, "%s:pending", fs->hostname);
+		mc_pool_page_path(fs->pool, a.page_id, path, sizeof(path));
+		return snprintf(out, outlen, "%s:%s", fs->hostname, path);
+	}
+	if (strcmp(name, "user.mooncake.replicas") == 0)
+		return snprintf(out, outlen, "1");
+	if (strcmp(name, "user.mooncake.page_id") == 0)
+		return snprintf(out, outlen, "%016llx",
+				(unsigned long long)a.page_id);
+	return -ENODATA;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	char val[PATH_MAX + 300];
+	int n;
+
+	n = xattr_value(fs, ino, name, val, sizeof(val));
+	if (n < 0) {
+		fuse_reply_err(req, -n);
+		return;
+	}
+	if ((size_t)n >= sizeof(val))
+		n = (int)sizeof(val) - 1;
+	if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else if ((size_t)n > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, val, (size_t)n);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct mc_fs *fs = fs_from_req(req);
+	struct mc_ns_attr a;
+	char list[256];
+	size_t len = 0;
+
+	if (is_virtual(ino) || get_attr(fs, ino, &a) < 0 || !S_ISREG(a.mode)) {
+		if (size == 0)
+			fuse_reply_xattr(req, 0);
+		else
+			fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(xattr_names) / sizeof(xattr_names[0]); i++) {
+		size_t n = strlen(xattr_names[i]) + 1;
+
+		memcpy(list + len, xattr_names[i], n);
+		len += n;
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, list, len);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	fuse_reply_err(req, ENOTSUP);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, ENOTSUP);
+}
+
+static const struct fuse_lowlevel_ops mc_fs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.mkdir = op_mkdir,
+	.rmdir = op_rmdir,
+	.unlink = op_unlink,
+	.rename = op_rename,
+	.link = op_link,
+	.symlink = op_symlink,
+	.mknod = op_mknod,
+	.create = op_create,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.statfs = op_statfs,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+};
+
+/* ---- the wire hooks that give libfuse 3.14 passthrough -------------------- */
+
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	struct mc_fs *fs = userdata;
+	ssize_t n = read(fd, buf, len);
+
+	if (n > 0)
+		mc_passthrough_saw_request(fs->pt, buf, (size_t)n);
+	return n;
+}
+
+static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct mc_fs *fs = userdata;
+
+	mc_passthrough_patch_reply(fs->pt, iov, count);
+	return writev(fd, iov, count);
+}
+
+static const struct fuse_custom_io mc_fs_io = {
+	.read = io_read,
+	.writev = io_writev,
+};
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+int mc_fs_new(struct mc_fs **fsp, struct mc_ns *ns, struct mc_pool *pool,
+	      const struct mc_fs_params *params)
+{
+	struct mc_fs *fs;
+	int r;
+
+	*fsp = NULL;
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	fs->ns = ns;
+	fs->pool = pool;
+	fs->params = *params;
+	fs->hostname = strdup(params->hostname ? params->hostname : "localhost");
+	fs->params.hostname = fs->hostname;
+	fs->inval_ring = calloc(MC_FS_INVAL_RING, sizeof(*fs->inval_ring));
+	if (!fs->hostname || !fs->inval_ring) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	r = mc_inode_table_new(&fs->itab);
+	if (r < 0)
+		goto out_free;
+	pthread_mutex_init(&fs->evict_lock, NULL);
+	pthread_mutex_init(&fs->inval_lock, NULL);
+	pthread_cond_init(&fs->inval_cond, NULL);
+	*fsp = fs;
+	return 0;
+out_free:
+	free(fs->inval_ring);
+	free(fs->hostname);
+	free(fs);
+	return r;
+}
+
+static void stop_inval_thread(struct mc_fs *fs)
+{
+	if (!fs->inval_running)
+		return;
+	pthread_mutex_lock(&fs->inval_lock);
+	fs->inval_stop = true;
+	pthread_cond_signal(&fs->inval_cond);
+	pthread_mutex_unlock(&fs->inval_lock);
+	pthread_join(fs->inval_thread, NULL);
+	fs->inval_running = false;
+}
+
+void mc_fs_free(struct mc_fs *fs)
+{
+	if (!fs)
+		return;
+	stop_inval_thread(fs);
+	if (fs->se) {
+		fuse_session_unmount(fs->se);
+		fuse_session_destroy(fs->se);
+	}
+	mc_passthrough_free(fs->pt);
+	mc_inode_table_free(fs->itab);
+	pthread_mutex_destroy(&fs->evict_lock);
+	pthread_mutex_destroy(&fs->inval_lock);
+	pthread_cond_destroy(&fs->inval_cond);
+	free(fs->inval_ring);
+	free(fs->hostname);
+	free(fs->mountpoint);
+	free(fs);
+}
+
+bool mc_fs_passthrough_active(const struct mc_fs *fs)
+{
+	return mc_passthrough_active(fs->pt);
+}
+
+/*
+ * A daemon killed with -9 leaves its mount behind, answering ENOTCONN.
+ * It is ours to clean up: detach it so the new mount can take its place.
+ */
+static int clear_stale_mount(const char *mountpoint)
+{
+	struct stat st;
+
+	if (stat(mountpoint, &st) == 0 || errno != ENOTCONN)
+		return 0;
+	mc_log(MC_LOG_NOTICE,
+	       "mount: '%s' is a stale mount left by a daemon that died: detaching it",
+	       mountpoint);
+	if (umount2(mountpoint, MNT_DETACH) < 0) {
+		int r = -errno;
+
+		mc_log_errno(MC_LOG_ERR, r,
+			     "mount: cannot detach the stale mount at '%s': run 'umount -l %s' as root",
+			     mountpoint, mountpoint);
+		return r;
+	}
+	return 0;
+}
+
+/*
+ * Raise the mount's readahead: daemon-served reads double with 1 MiB.  The
+ * device number comes from mountinfo because touching the mount before the
+ * request loop runs would wait forever for INIT.
+ */
+static void raise_readahead(const char *mountpoint)
+{
+	unsigned maj, min, found_maj = 0, found_min = 0;
+	char line[4096], mnt[PATH_MAX], path[128];
+	bool found = false;
+	FILE *f;
+
+	f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		/* id parent major:minor root mountpoint ... */
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mnt) != 3)
+			continue;
+		if (strcmp(mnt, mountpoint) == 0) {
+			found_maj = maj;
+			found_min = min;
+			found = true;	/* the last one is the top of the stack */
+		}
+	}
+	fclose(f);
+	if (!found)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 found_maj, found_min);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fputs("1024", f);
+	fclose(f);
+}
+
+int mc_fs_mount(struct mc_fs *fs, const char *mountpoint, const char *fuse_opts)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	char opts[1024];
+	int r;
+
+	r = clear_stale_mount(mountpoint);
+	if (r < 0)
+		return r;
+	fs->mountpoint = strdup(mountpoint);
+	if (!fs->mountpoint)
+		return -ENOMEM;
+	snprintf(opts, sizeof(opts),
+		 "fsname=mooncake,subtype=mooncake,default_permissions%s%s%s",
+		 geteuid() == 0 ? ",allow_other" : "",
+		 fuse_opts && *fuse_opts ? "," : "",
+		 fuse_opts ? fuse_opts : "");
+	if (fuse_opt_add_arg(&args, "mooncaked") < 0 ||
+	    fuse_opt_add_arg(&args, "-o") < 0 ||
+	    fuse_opt_add_arg(&args, opts) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	fs->se = fuse_session_new(&args, &mc_fs_ops, sizeof(mc_fs_ops), fs);
+	if (!fs->se) {
+		mc_log(MC_LOG_ERR,
+		       "mount: fuse rejected the options '%s': check the -o options",
+		       opts);
+		r = -EINVAL;
+		goto out;
+	}
+	if (fuse_session_mount(fs->se, mountpoint) != 0) {
+		mc_log(MC_LOG_ERR,
+		       "mount: cannot mount at '%s': check that it is an empty directory, that /dev/fuse exists (modprobe fuse) and that you are root or fusermount3 is installed",
+		       mountpoint);
+		fuse_session_destroy(fs->se);
+		fs->se = NULL;
+		r = -EIO;
+		goto out;
+	}
+	if (fs->params.passthrough != MC_PASSTHROUGH_OFF) {
+		r = mc_passthrough_new(&fs->pt, fuse_session_fd(fs->se),
+				       backing_of_fh, fs);
+		if (r == 0)
+			r = fuse_session_custom_io(fs->se, &mc_fs_io,
+						   fuse_session_fd(fs->se));
+		if (r < 0) {
+			mc_log_errno(MC_LOG_ERR, r,
+				     "mount: cannot hook the fuse channel for passthrough: start with --passthrough off");
+			goto out;
+		}
+	}
+	raise_readahead(mountpoint);
+	r = 0;
+out:
+	fuse_opt_free_args(&args);
+	return r;
+}
+
+int mc_fs_run(struct mc_fs *fs)
+{
+	struct fuse_loop_config *lc;
+	int r;
+
+	if (fuse_set_signal_handlers(fs->se) != 0)
+		return -EIO;
+	r = pthread_create(&fs->inval_thread, NULL, inval_main, fs);
+	if (r != 0) {
+		fuse_remove_signal_handlers(fs->se);
+		return -r;
+	}
+	fs->inval_running = true;
+	lc = fuse_loop_cfg_create();
+	if (!lc) {
+		r = -ENOMEM;
+		goto out;
+	}
+	fuse_loop_cfg_set_clone_fd(lc, 0);
+	fuse_loop_cfg_set_max_threads(lc, fs->params.threads);
+	fuse_loop_cfg_set_idle_threads(lc, fs->params.threads);
+	r = fuse_session_loop_mt(fs->se, lc);
+	fuse_loop_cfg_destroy(lc);
+	if (r > 0)
+		r = 0;	/* a signal ended the loop */
+out:
+	stop_inval_thread(fs);
+	fuse_remove_signal_handlers(fs->se);
+	fuse_session_unmount(fs->se);
+	return r;
+}

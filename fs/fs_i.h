@@ -1,0 +1,62 @@
+/* fs_i.h - what fs.c shares with status.c; not for other modules */
+#ifndef MC_FS_I_H
+#define MC_FS_I_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "fs.h"
+#include "inode_table.h"
+#include "passthrough.h"
+
+struct fuse_session;
+
+/* Virtual inodes below MC_NS_FIRST_INO. */
+#define MC_FS_CTL_INO 2		/* /.mooncake */
+#define MC_FS_STATUS_INO 3	/* /.mooncake/status */
+#define MC_FS_CTL_NAME ".mooncake"
+
+struct mc_fs_counters {
+	atomic_uint_fast64_t hits;	/* opens of committed pages */
+	atomic_uint_fast64_t misses;	/* lookups that found nothing */
+	atomic_uint_fast64_t commits;
+	atomic_uint_fast64_t evictions;
+	atomic_uint_fast64_t errors;	/* requests that failed with EIO/ENOSPC/EFBIG */
+	atomic_uint_fast64_t enospc;
+};
+
+/* Entry invalidations, sent by their own thread (see inval_thread). */
+struct mc_fs_inval {
+	uint64_t parent;
+	char name[256];
+};
+
+#define MC_FS_INVAL_RING 1024
+
+struct mc_fs {
+	struct mc_ns *ns;
+	struct mc_pool *pool;
+	struct mc_fs_params params;
+	char *hostname;
+	char *mountpoint;
+	struct fuse_session *se;
+	struct mc_passthrough *pt;	/* NULL with --passthrough off */
+	struct mc_inode_table *itab;
+	struct mc_fs_counters counters;
+	atomic_uint_fast64_t last_page_size;	/* room kept free for a write */
+	pthread_mutex_t evict_lock;	/* one evictor at a time */
+
+	pthread_mutex_t inval_lock;
+	pthread_cond_t inval_cond;
+	struct mc_fs_inval *inval_ring;	/* protected by inval_lock */
+	unsigned inval_head, inval_tail;	/* protected by inval_lock */
+	bool inval_stop;			/* protected by inval_lock */
+	pthread_t inval_thread;
+	bool inval_running;
+};
+
+/* Render the status file into a new buffer: 0 or -ENOMEM. */
+int mc_status_render(struct mc_fs *fs, char **bufp, size_t *lenp);
+
+#endif

@@ -1,0 +1,684 @@
+/*
+ * pool.c - pool memory: one backing file per page on a private tmpfs.
+ *
+ * Everything on the hot path (create, commit, open, free) is one *at()
+ * call relative to the pages/ or pending/ directory fd, so no path is built
+ * and no lock is taken: the kernel's directory lock is the only one.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pool.h"
+#include "banned.h"
+
+#define POOL_SOURCE "mooncake-pool"
+#define POOL_HUGE_UNIT (2ull << 20)
+#define POOL_SMALL_UNIT 4096ull
+/* 16 hex digits and a NUL */
+#define POOL_NAME_LEN 17
+
+struct mc_pool {
+	char *dir;		/* canonical path of the pool directory */
+	enum mc_pool_kind kind;
+	uint64_t capacity;	/* as passed to open (MC_POOL_DIR reports it) */
+	/*
+	 * MC_POOL_DIR only: free bytes of the underlying filesystem at open.
+	 * Summing file sizes on every usage call would scan millions of
+	 * pages, so use is estimated as the free space lost since open.
+	 */
+	uint64_t dir_free_at_open;
+	int pages_fd;
+	int pending_fd;
+};
+
+/* What /proc/self/mountinfo says about the topmost mount at a path. */
+struct pool_mount {
+	char fstype[64];
+	char source[256];
+	char opts[1024];	/* superblock options: "rw,size=4096k,huge=always" */
+};
+
+static void page_name(uint64_t id, char name[POOL_NAME_LEN])
+{
+	snprintf(name, POOL_NAME_LEN, "%016" PRIx64, id);
+}
+
+/* Undo mountinfo's \ooo escapes (space, tab, newline, backslash) in place. */
+static void unescape_octal(char *s)
+{
+	char *out = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+					(s[3] - '0'));
+			s += 4;
+		} else {
+			*out++ = *s++;
+		}
+	}
+	*out = '\0';
+}
+
+static void copy_field(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src);
+	unescape_octal(dst);
+}
+
+/*
+ * Find the topmost mount whose mount point is exactly path (canonical).
+ * Returns 1 and fills *m when found, 0 when path is no mount point, or
+ * -errno.  Mounts stacked on one point are listed in mount order, so the
+ * last match is the one a lookup of path sees.
+ */
+static int find_mount(const char *path, struct pool_mount *m)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+	int found = 0;
+
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) > 0) {
+		/* id parent maj:min root point opts [optional...] - type src sopts */
+		char *field[6] = { NULL };
+		char *save = NULL, *tok, *sep;
+		char point[PATH_MAX];
+		int n = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		sep = strstr(line, " - ");
+		if (!sep)
+			continue;
+		*sep = '\0';
+		for (tok = strtok_r(line, " ", &save); tok && n < 5;
+		     tok = strtok_r(NULL, " ", &save))
+			field[n++] = tok;
+		if (n < 5)
+			continue;
+		copy_field(point, sizeof(point), field[4]);
+		if (strcmp(point, path) != 0)
+			continue;
+
+		save = NULL;
+		n = 0;
+		for (tok = strtok_r(sep + 3, " ", &save); tok && n < 3;
+		     tok = strtok_r(NULL, " ", &save))
+			field[n++] = tok;
+		if (n < 2)
+			continue;
+		copy_field(m->fstype, sizeof(m->fstype), field[0]);
+		copy_field(m->source, sizeof(m->source), field[1]);
+		copy_field(m->opts, sizeof(m->opts), n > 2 ? field[2] : "");
+		found = 1;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/* True when the comma-separated list opts holds exactly the option opt. */
+static bool has_option(const char *opts, const char *opt)
+{
+	size_t len = strlen(opt);
+	const char *p = opts;
+
+	while (p && *p) {
+		if (strncmp(p, opt, len) == 0 && (p[len] == ',' || !p[len]))
+			return true;
+		p = strchr(p, ',');
+		if (p)
+			p++;
+	}
+	return false;
+}
+
+static int mkdir_p(const char *dir, mode_t mode)
+{
+	char path[PATH_MAX];
+	size_t len;
+	char *p;
+
+	len = strlen(dir);
+	if (len == 0)
+		return -EINVAL;
+	if (len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, len + 1);
+	for (p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/*
+ * A legacy remount resets the per-mount flags to the ones it is given, so
+ * pass back the ones the mount has now.  Mapped one by one: ST_RELATIME
+ * is MS_BIND's value, and a bind remount would ignore the new size.
+ */
+static unsigned long mount_flags(const char *dir)
+{
+	static const struct {
+		unsigned long st, ms;
+	} map[] = {
+		{ ST_RDONLY, MS_RDONLY },	{ ST_NOSUID, MS_NOSUID },
+		{ ST_NODEV, MS_NODEV },		{ ST_NOEXEC, MS_NOEXEC },
+		{ ST_SYNCHRONOUS, MS_SYNCHRONOUS },
+		{ ST_NOATIME, MS_NOATIME },	{ ST_NODIRATIME, MS_NODIRATIME },
+		{ ST_RELATIME, MS_RELATIME },
+	};
+	struct statvfs sv;
+	unsigned long ms = 0;
+
+	if (statvfs(dir, &sv) < 0)
+		return MS_NOSUID | MS_NODEV;
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (sv.f_flag & map[i].st)
+			ms |= map[i].ms;
+	return ms;
+}
+
+/*
+ * Bring an adopted tmpfs to the requested size (and to huge=always when
+ * asked).  A failure is not fatal: the pages in it are what matters, so
+ * keep the mount as it is and say so.
+ */
+static void resize_adopted(const char *dir, uint64_t capacity, unsigned flags,
+			   struct pool_mount *m)
+{
+	bool want_huge = (flags & MC_POOL_HUGE) &&
+			 !has_option(m->opts, "huge=always");
+	struct statfs sf;
+	uint64_t size, want;
+	char opts[64];
+
+	if (statfs(dir, &sf) < 0)
+		return;
+	size = (uint64_t)sf.f_blocks * (uint64_t)sf.f_bsize;
+	/* tmpfs keeps its size in whole pages */
+	want = (capacity + (uint64_t)sf.f_bsize - 1) / (uint64_t)sf.f_bsize *
+	       (uint64_t)sf.f_bsize;
+	if (size == want && !want_huge)
+		return;
+
+	snprintf(opts, sizeof(opts), "size=%" PRIu64 "%s", capacity,
+		 want_huge ? ",huge=always" : "");
+	if (mount(POOL_SOURCE, dir, "tmpfs", MS_REMOUNT | mount_flags(dir),
+		  opts) < 0) {
+		int r = -errno;
+
+		mc_log_errno(MC_LOG_WARNING, r,
+			     "pool: cannot remount '%s' with '%s' (keeping size %" PRIu64
+			     " bytes): free pages below the new size or unmount it",
+			     dir, opts, size);
+		return;
+	}
+	if (want_huge)
+		snprintf(m->opts, sizeof(m->opts), "huge=always");
+}
+
+/*
+ * Mount a fresh tmpfs of capacity bytes at dir.  Returns 0 with *kind set,
+ * or -errno (-EPERM left to the caller, which falls back to a directory).
+ */
+static int mount_fresh(const char *dir, uint64_t capacity, unsigned flags,
+		       enum mc_pool_kind *kind)
+{
+	const unsigned long mflags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+	char opts[96];
+
+	if (flags & MC_POOL_HUGE) {
+		snprintf(opts, sizeof(opts),
+			 "size=%" PRIu64 ",mode=0700,huge=always", capacity);
+		if (mount(POOL_SOURCE, dir, "tmpfs", mflags, opts) == 0) {
+			*kind = MC_POOL_TMPFS_HUGE;
+			return 0;
+		}
+		if (errno != EINVAL)
+			return -errno;
+		/* a kernel without transparent huge pages rejects huge= */
+		mc_log(MC_LOG_WARNING,
+		       "pool: tmpfs at '%s' refused huge=always (EINVAL): pages are 4 KiB, enable CONFIG_TRANSPARENT_HUGEPAGE for 2 MiB pages",
+		       dir);
+	}
+	snprintf(opts, sizeof(opts), "size=%" PRIu64 ",mode=0700", capacity);
+	if (mount(POOL_SOURCE, dir, "tmpfs", mflags, opts) < 0)
+		return -errno;
+	*kind = MC_POOL_TMPFS;
+	return 0;
+}
+
+/* Open (making it if missing) the subdirectory name of dir. */
+static int open_subdir(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		int r = -errno;
+
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot create '%s': check the pool directory's owner and permissions",
+			     path);
+		return r;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int r = -errno;
+
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot open '%s': it must be a directory, not a symlink",
+			     path);
+		return r;
+	}
+	return fd;
+}
+
+/*
+ * Call fn on every entry of the directory fd (other than . and ..).
+ * Stops early when fn returns non-zero and returns that, else 0 or -errno.
+ */
+static int for_each_entry(int fd, int (*fn)(int fd, const char *name))
+{
+	DIR *d;
+	struct dirent *de;
+	int dup_fd, r = 0;
+
+	/* closedir() closes its fd; the caller keeps fd */
+	dup_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dup_fd < 0)
+		return -errno;
+	d = fdopendir(dup_fd);
+	if (!d) {
+		r = -errno;
+		close(dup_fd);
+		return r;
+	}
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		r = fn(fd, de->d_name);
+		if (r != 0)
+			break;
+		errno = 0;
+	}
+	if (!de && errno)
+		r = -errno;
+	closedir(d);
+	return r;
+}
+
+static int unlink_entry(int fd, const char *name)
+{
+	if (unlinkat(fd, name, 0) < 0 && errno != ENOENT) {
+		int r = -errno;
+
+		mc_log_errno(MC_LOG_WARNING, r,
+			     "pool: cannot remove page file '%s': remove it from the pool directory by hand",
+			     name);
+	}
+	return 0;
+}
+
+static int found_entry(int fd, const char *name)
+{
+	return 1;
+}
+
+int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
+		 unsigned flags, bool *adopted)
+{
+	struct mc_pool *pool = NULL;
+	struct pool_mount m;
+	struct statfs sf;
+	bool mounted = false;
+	bool had_pages = false;
+	int r;
+
+	*poolp = NULL;
+	*adopted = false;
+	if (!dir || !*dir || capacity == 0)
+		return -EINVAL;
+
+	pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return -ENOMEM;
+	pool->pages_fd = -1;
+	pool->pending_fd = -1;
+	pool->capacity = capacity;
+
+	r = mkdir_p(dir, 0700);
+	if (r < 0) {
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot create '%s': check its parent's permissions or pass another --state-dir",
+			     dir);
+		goto out_free;
+	}
+	pool->dir = realpath(dir, NULL);
+	if (!pool->dir) {
+		r = -errno;
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot resolve '%s': check the path or pass another --state-dir",
+			     dir);
+		goto out_free;
+	}
+
+	r = find_mount(pool->dir, &m);
+	if (r < 0) {
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot read '/proc/self/mountinfo': mount /proc");
+		goto out_free;
+	}
+	if (r == 1 && statfs(pool->dir, &sf) == 0 &&
+	    sf.f_type == TMPFS_MAGIC) {
+		/* an earlier daemon's pool (or an operator's tmpfs): keep it */
+		if (!(flags & MC_POOL_NO_MOUNT))
+			resize_adopted(pool->dir, capacity, flags, &m);
+		pool->kind = has_option(m.opts, "huge=always") ?
+				     MC_POOL_TMPFS_HUGE : MC_POOL_TMPFS;
+		*adopted = true;
+	} else if (flags & MC_POOL_NO_MOUNT) {
+		pool->kind = MC_POOL_DIR;
+	} else {
+		r = mount_fresh(pool->dir, capacity, flags, &pool->kind);
+		if (r == -EPERM) {
+			mc_log(MC_LOG_WARNING,
+			       "pool: cannot mount tmpfs at '%s' (EPERM): memory is not huge-page backed and capacity is only accounted, run as root or mount a tmpfs there first",
+			       pool->dir);
+			pool->kind = MC_POOL_DIR;
+		} else if (r < 0) {
+			mc_log_errno(MC_LOG_ERR, r,
+				     "pool: cannot mount tmpfs at '%s': check that tmpfs is available and the directory is not busy",
+				     pool->dir);
+			goto out_free;
+		} else {
+			mounted = true;
+		}
+	}
+
+	r = open_subdir(pool->dir, "pages");
+	if (r < 0)
+		goto out_umount;
+	pool->pages_fd = r;
+	r = open_subdir(pool->dir, "pending");
+	if (r < 0)
+		goto out_umount;
+	pool->pending_fd = r;
+
+	/* a page still in pending/ was never closed by its writer: drop it */
+	r = for_each_entry(pool->pending_fd, unlink_entry);
+	if (r < 0) {
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot list '%s/pending': check its permissions",
+			     pool->dir);
+		goto out_umount;
+	}
+
+	if (pool->kind == MC_POOL_DIR) {
+		r = for_each_entry(pool->pages_fd, found_entry);
+		if (r < 0) {
+			mc_log_errno(MC_LOG_ERR, r,
+				     "pool: cannot list '%s/pages': check its permissions",
+				     pool->dir);
+			goto out_umount;
+		}
+		had_pages = r == 1;
+		if (fstatfs(pool->pages_fd, &sf) < 0) {
+			r = -errno;
+			mc_log_errno(MC_LOG_ERR, r,
+				     "pool: cannot statfs '%s': check the filesystem under it",
+				     pool->dir);
+			goto out_umount;
+		}
+		pool->dir_free_at_open = (uint64_t)sf.f_bfree *
+					 (uint64_t)sf.f_bsize;
+		*adopted = had_pages;
+	}
+
+	*poolp = pool;
+	pool = NULL;
+	r = 0;
+out_umount:
+	if (pool && mounted && umount2(pool->dir, 0) < 0)
+		mc_log_errno(MC_LOG_WARNING, -errno,
+			     "pool: cannot unmount '%s' after a failed open: unmount it by hand",
+			     pool->dir);
+out_free:
+	if (r < 0)
+		*adopted = false;
+	mc_pool_close(pool);
+	return r;
+}
+
+void mc_pool_close(struct mc_pool *pool)
+{
+	if (!pool)
+		return;
+	if (pool->pending_fd >= 0)
+		close(pool->pending_fd);
+	if (pool->pages_fd >= 0)
+		close(pool->pages_fd);
+	free(pool->dir);
+	free(pool);
+}
+
+static int remove_subdir(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	int fd, r;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	r = for_each_entry(fd, unlink_entry);
+	close(fd);
+	if (r < 0)
+		return r;
+	if (rmdir(path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int mc_pool_destroy(const char *dir)
+{
+	struct pool_mount m;
+	char *path;
+	int r;
+
+	path = realpath(dir, NULL);
+	if (!path)
+		return errno == ENOENT ? 0 : -errno;
+
+	/* only our own mounts: never unmount an operator's tmpfs */
+	while ((r = find_mount(path, &m)) == 1 &&
+	       strcmp(m.fstype, "tmpfs") == 0 &&
+	       strcmp(m.source, POOL_SOURCE) == 0) {
+		if (umount2(path, 0) == 0)
+			continue;
+		r = -errno;
+		if (r == -EBUSY && umount2(path, MNT_DETACH) == 0)
+			continue;
+		r = -errno;
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot unmount '%s': stop the programs using it and retry",
+			     path);
+		goto out_free;
+	}
+	if (r < 0)
+		goto out_free;
+
+	r = remove_subdir(path, "pending");
+	if (r == 0)
+		r = remove_subdir(path, "pages");
+	if (r < 0) {
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot remove the pages under '%s': check its permissions",
+			     path);
+		goto out_free;
+	}
+	/* the directory may hold other things (a state dir): keep it then */
+	if (rmdir(path) < 0 && errno != ENOTEMPTY && errno != EEXIST &&
+	    errno != EBUSY && errno != ENOENT) {
+		r = -errno;
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot remove '%s': check its parent's permissions",
+			     path);
+		goto out_free;
+	}
+	r = 0;
+out_free:
+	free(path);
+	return r;
+}
+
+enum mc_pool_kind mc_pool_kind(const struct mc_pool *pool)
+{
+	return pool->kind;
+}
+
+const char *mc_pool_kind_name(enum mc_pool_kind kind)
+{
+	switch (kind) {
+	case MC_POOL_TMPFS_HUGE:
+		return "tmpfs huge=always";
+	case MC_POOL_TMPFS:
+		return "tmpfs";
+	case MC_POOL_DIR:
+		return "directory";
+	}
+	return "unknown";
+}
+
+const char *mc_pool_dir(const struct mc_pool *pool)
+{
+	return pool->dir;
+}
+
+int mc_pool_create(struct mc_pool *pool, uint64_t id)
+{
+	char name[POOL_NAME_LEN];
+	int fd;
+
+	page_name(id, name);
+	fd = openat(pool->pending_fd, name,
+		    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+int mc_pool_commit(struct mc_pool *pool, uint64_t id)
+{
+	char name[POOL_NAME_LEN];
+
+	page_name(id, name);
+	if (renameat(pool->pending_fd, name, pool->pages_fd, name) < 0)
+		return -errno;
+	return 0;
+}
+
+int mc_pool_discard(struct mc_pool *pool, uint64_t id)
+{
+	char name[POOL_NAME_LEN];
+
+	page_name(id, name);
+	if (unlinkat(pool->pending_fd, name, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int mc_pool_open_page(struct mc_pool *pool, uint64_t id, int flags)
+{
+	char name[POOL_NAME_LEN];
+	int fd;
+
+	page_name(id, name);
+	fd = openat(pool->pages_fd, name, flags | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int mc_pool_free(struct mc_pool *pool, uint64_t id)
+{
+	char name[POOL_NAME_LEN];
+
+	page_name(id, name);
+	if (unlinkat(pool->pages_fd, name, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+bool mc_pool_has_page(struct mc_pool *pool, uint64_t id)
+{
+	char name[POOL_NAME_LEN];
+
+	page_name(id, name);
+	return faccessat(pool->pages_fd, name, F_OK, AT_EACCESS) == 0;
+}
+
+int mc_pool_usage(struct mc_pool *pool, struct mc_pool_usage *out)
+{
+	struct statfs sf;
+	uint64_t bsize, free_now, used;
+
+	if (fstatfs(pool->pages_fd, &sf) < 0)
+		return -errno;
+	bsize = (uint64_t)sf.f_bsize;
+	if (pool->kind != MC_POOL_DIR) {
+		out->capacity = (uint64_t)sf.f_blocks * bsize;
+		out->used = ((uint64_t)sf.f_blocks - (uint64_t)sf.f_bfree) *
+			    bsize;
+		out->unit = pool->kind == MC_POOL_TMPFS_HUGE ?
+				    POOL_HUGE_UNIT : POOL_SMALL_UNIT;
+		return 0;
+	}
+
+	/*
+	 * Approximate: the free space lost on the underlying filesystem
+	 * since open.  Pages adopted at open are not counted, and other
+	 * writers to that filesystem are; the allocator's own accounting
+	 * is what enforces capacity in this mode.
+	 */
+	free_now = (uint64_t)sf.f_bfree * bsize;
+	used = pool->dir_free_at_open > free_now ?
+		       pool->dir_free_at_open - free_now : 0;
+	out->capacity = pool->capacity;
+	out->used = used < pool->capacity ? used : pool->capacity;
+	out->unit = POOL_SMALL_UNIT;
+	return 0;
+}
+
+const char *mc_pool_page_path(const struct mc_pool *pool, uint64_t id,
+			      char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/pages/%016" PRIx64, pool->dir, id);
+	return buf;
+}

@@ -1,0 +1,81 @@
+/*
+ * pool.h - the pool memory this host contributes: one backing file per page
+ * on a private `tmpfs -o huge=always` (2 MiB pages, no hugetlb reservation).
+ *
+ * Layout under the pool directory: pending/<id> holds pages being written,
+ * pages/<id> committed ones (id in 16 hex digits).  The mount outlives the
+ * daemon, so a restarted daemon re-adopts every committed page; pending/ is
+ * emptied at open because unfinished writes are discarded.
+ */
+#ifndef MC_POOL_H
+#define MC_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct mc_pool;
+
+enum mc_pool_flags {
+	MC_POOL_HUGE = 1 << 0,		/* want huge=always tmpfs */
+	MC_POOL_NO_MOUNT = 1 << 1,	/* never mount: use dir as it is */
+};
+
+enum mc_pool_kind {
+	MC_POOL_TMPFS_HUGE,	/* our own tmpfs mount with huge=always */
+	MC_POOL_TMPFS,		/* our own tmpfs mount, 4 KiB pages */
+	MC_POOL_DIR,		/* fallback: a directory we did not mount */
+};
+
+struct mc_pool_usage {
+	uint64_t capacity;	/* bytes the pool may hold */
+	uint64_t used;		/* bytes of memory its files take */
+	uint64_t unit;		/* allocation unit: 2 MiB on huge tmpfs */
+};
+
+/*
+ * Open the pool at dir (created if missing): adopt a tmpfs already mounted
+ * there by an earlier daemon, or mount a fresh one of `capacity` bytes;
+ * where mounting is not allowed, fall back to using dir as it is with one
+ * warning (capacity then enforced by accounting only).  A tmpfs of another
+ * size is resized with a remount.  *adopted says whether committed pages
+ * from before survive.  Returns 0 or -errno with the reason logged.
+ */
+int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
+		 unsigned flags, bool *adopted);
+
+/* Close files; the mount stays for the next daemon.  NULL is fine. */
+void mc_pool_close(struct mc_pool *pool);
+
+/* Unmount and remove the pool: every page is gone.  0 or -errno. */
+int mc_pool_destroy(const char *dir);
+
+enum mc_pool_kind mc_pool_kind(const struct mc_pool *pool);
+const char *mc_pool_kind_name(enum mc_pool_kind kind);
+const char *mc_pool_dir(const struct mc_pool *pool);
+
+/* Create pending/<id> and return an O_RDWR fd to it, or -errno. */
+int mc_pool_create(struct mc_pool *pool, uint64_t id);
+
+/* Move pending/<id> to pages/<id>: 0 or -errno. */
+int mc_pool_commit(struct mc_pool *pool, uint64_t id);
+
+/* Remove pending/<id> (a write given up): 0 or -errno; -ENOENT is 0. */
+int mc_pool_discard(struct mc_pool *pool, uint64_t id);
+
+/* Open pages/<id> with flags (O_RDONLY usually): fd or -errno. */
+int mc_pool_open_page(struct mc_pool *pool, uint64_t id, int flags);
+
+/* Remove pages/<id>; open fds keep the bytes until closed.  -ENOENT is 0. */
+int mc_pool_free(struct mc_pool *pool, uint64_t id);
+
+/* True when pages/<id> exists (restart checks). */
+bool mc_pool_has_page(struct mc_pool *pool, uint64_t id);
+
+/* Fill *out from the mount: capacity, used, allocation unit.  0 or -errno. */
+int mc_pool_usage(struct mc_pool *pool, struct mc_pool_usage *out);
+
+/* Write "<dir>/pages/<16 hex>" into buf; returns buf. */
+const char *mc_pool_page_path(const struct mc_pool *pool, uint64_t id,
+			      char *buf, size_t len);
+
+#endif

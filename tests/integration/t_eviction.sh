@@ -1,0 +1,150 @@
+#!/bin/bash
+# t_eviction: the pool is a cache.  Past the high watermark the least
+# recently OPENED pages that nobody holds open are evicted (they vanish);
+# stat probes neither pin nor refresh a page; a page held open by a reader
+# is never evicted; and when everything is held open a new page gets
+# ENOSPC quickly, never a hang and never a partial page left visible.
+# ls is one of the tools under test here, so it is used on purpose:
+# shellcheck disable=SC2010,SC2012
+[ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
+MC_TEST_TIMEOUT=120
+# shellcheck source=SCRIPTDIR/lib.sh
+. "${MC_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
+
+mc_require_root_fuse
+mc_require_numpy
+
+mc_start --global-segment-size 64MiB
+mkdir "$MNT/ev" || fail "mkdir ev"
+PAGE=(--dir "$MNT/ev" --model ev --page-size 4MiB --seed ev)
+
+# page I: the path of page number I of the chain
+mapfile -t PATHS < <(sfb names "${PAGE[@]}" --pages 101)
+[ ${#PATHS[@]} = 101 ] || hard_error "sglang_file_backend.py names failed"
+page() { echo "${PATHS[$1]}"; }
+present() { [ "$(mc_errno stat "$(page "$1")")" = OK ]; }
+write_page() {
+	sfb write "${PAGE[@]}" --first "$1" --pages 1 >/dev/null ||
+		fail "writing page $1 failed (a full pool must evict, not refuse)"
+}
+read_page() {	# opens the page: this is use
+	sfb read "${PAGE[@]}" --first "$1" --pages 1 --expect-all >/dev/null ||
+		fail "page $1 is not byte-exact"
+}
+
+H=0 B=1 A=2 FIRST=3 LAST=22	# 20 flood pages of 4 MiB = 80 MiB
+
+# --- H is held open by a reader for the whole flood -------------------------
+
+write_page $H
+mkfifo "$MC_TEST_DIR/hold.in"
+sfb hold "${PAGE[@]}" --first $H --pages 1 <"$MC_TEST_DIR/hold.in" >"$MC_TEST_DIR/hold.out" 2>&1 &
+HOLDER=$!
+exec 7>"$MC_TEST_DIR/hold.in"
+mc_wait_for 10 grep -q 'holding 1 pages' "$MC_TEST_DIR/hold.out" ||
+	fail "the holder did not open page $H: $(cat "$MC_TEST_DIR/hold.out")"
+
+# --- B is opened after A was written; A is only ever stat'ed ----------------
+
+write_page $B
+write_page $A
+sleep 0.1
+read_page $B
+PA=$(page $A)
+for _ in $(seq 20); do
+	stat "$PA" >/dev/null || fail "stat of page A"
+	ls -l "$MNT/ev" >/dev/null
+	sfb exists "${PAGE[@]}" --first $A --pages 1 >/dev/null
+done
+[ "$(mc_status evictions)" = 0 ] || fail "evictions before the pool filled: $(mc_status evictions)"
+
+# --- the flood ----------------------------------------------------------------
+
+a_gone='' b_gone=''
+for i in $(seq $FIRST $LAST); do
+	write_page "$i"
+	read_page "$i"
+	present $H || fail "page H, held open by a reader, was evicted (after page $i)"
+	if [ -z "$a_gone" ] && ! present $A; then a_gone=$i; fi
+	if [ -z "$b_gone" ] && ! present $B; then
+		b_gone=$i
+		[ -n "$a_gone" ] || fail "page B (opened) was evicted before page A (only stat'ed): stat refreshed the LRU"
+	fi
+done
+[ -n "$a_gone" ] || fail "80 MiB went into a 64 MiB pool and page A was never evicted"
+[ -n "$b_gone" ] || fail "80 MiB went into a 64 MiB pool and page B was never evicted"
+note "A evicted while writing page $a_gone, B while writing page $b_gone"
+
+sfb read "${PAGE[@]}" --first $((LAST - 7)) --pages 8 --expect-all >"$MC_TEST_DIR/out" ||
+	fail "the 8 newest pages are not all there and exact: $(cat "$MC_TEST_DIR/out")"
+present $FIRST && fail "the oldest flood page survived 80 MiB through a 64 MiB pool"
+expect_errno ENOENT open_r "$(page $FIRST)"
+ev=$(mc_status evictions)
+[ "${ev:-0}" -gt 0 ] || fail "status shows evictions '$ev' after evicting"
+
+# ls lists exactly the pages that exist
+n_ls=$(ls "$MNT/ev" | wc -l)
+n_present=0
+for i in $H $B $A $(seq $FIRST $LAST); do
+	present "$i" && n_present=$((n_present + 1))
+done
+[ "$n_ls" = "$n_present" ] || fail "ls lists $n_ls pages but $n_present can be stat'ed"
+used=$(df -B1 --output=used "$MNT" | tail -n 1)
+[ "$used" -le $((64 * 1048576)) ] || fail "df shows $used bytes used in a 64 MiB pool"
+
+# the holder still reads its page's bytes; released, the page is intact
+exec 7>&-
+wait $HOLDER || fail "the held page changed under its reader: $(cat "$MC_TEST_DIR/hold.out")"
+read_page $H
+
+# --- ENOSPC: every page held open, nothing can be evicted --------------------
+
+mc_expect_log 'ENOSPC|[Nn]o space|full'
+rm -f "$MNT"/ev/* || fail "rm of the pages"
+mkdir "$MNT/full" || fail "mkdir full"
+cat >"$MC_TEST_DIR/fill.py" <<'EOF'
+import errno, os, sys, time
+sys.path.insert(0, os.environ["SFB_DIR"])
+import numpy as np
+import sglang_file_backend as sfb
+d, size = sys.argv[1], 4 << 20
+held = []
+for i in range(40):
+    path = os.path.join(d, "full%02d.bin" % i)
+    t0 = time.monotonic()
+    try:
+        sfb.write_page_fd(path, sfb.page_bytes(path, size))
+    except OSError as e:
+        dt = time.monotonic() - t0
+        name = errno.errorcode.get(e.errno, str(e.errno))
+        print("page %d: %s after %.1f s, %d pages held" % (i, name, dt, len(held)))
+        ok = e.errno == errno.ENOSPC and dt < 5
+        if os.path.exists(path):
+            print("the refused page is visible: %s" % path)
+            ok = False
+        for p, fd in held:
+            buf = np.empty(size, dtype=np.uint8)
+            if os.preadv(fd, [buf], 0) != size or not np.array_equal(buf, sfb.page_bytes(p, size)):
+                print("held page %s changed" % p)
+                ok = False
+        print(path)
+        sys.exit(0 if ok else 1)
+    held.append((path, os.open(path, os.O_RDONLY)))
+print("40 pages of 4 MiB held open in a 64 MiB pool and no ENOSPC")
+sys.exit(1)
+EOF
+SFB_DIR=$(dirname "$SFB") timeout 60 "$MC_PYTHON" "$MC_TEST_DIR/fill.py" "$MNT/full" \
+	>"$MC_TEST_DIR/fill.out" 2>&1
+rc=$?
+[ $rc -ne 124 ] || fail "a write into a pool full of open pages hung: $(cat "$MC_TEST_DIR/fill.out")"
+[ $rc -eq 0 ] || fail "pool full of open pages: $(cat "$MC_TEST_DIR/fill.out")"
+note "$(head -n 1 "$MC_TEST_DIR/fill.out")"
+refused=$(tail -n 1 "$MC_TEST_DIR/fill.out")
+expect_errno ENOENT stat "$refused"
+ls "$MNT/full" | grep -qxF "$(basename "$refused")" && fail "ls lists the refused page"
+
+# released, the pages can be evicted again and writes succeed
+write_page 100
+read_page 100
+
+mc_done

@@ -1,0 +1,628 @@
+/* test_pool.c - the pool memory: tmpfs mounts, adoption, page life cycle */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pool.h"
+#include "banned.h"
+
+#define MiB (1ull << 20)
+#define NOBODY 65534
+
+/*
+ * Set by the unchecked fixture in the runner process, so the teardown
+ * there still unmounts and removes the pools of a test that failed.
+ */
+static char base[PATH_MAX];
+
+static void base_setup(void)
+{
+	snprintf(base, sizeof(base), "/tmp/mc-test-pool-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(base));
+}
+
+static void path_in_base(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", base, name);
+}
+
+/* Unmount and remove every pool a test may have made under base. */
+static int destroy_pools(void)
+{
+	static const char *const names[] = { "pool", "other", "state/pool" };
+	char path[PATH_MAX];
+	int failed = 0;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		path_in_base(path, sizeof(path), names[i]);
+		if (mc_pool_destroy(path) != 0) {
+			printf("cannot destroy test pool '%s': unmount it by hand\n",
+			       path);
+			failed++;
+		}
+	}
+	return failed;
+}
+
+static void base_teardown(void)
+{
+	char path[PATH_MAX];
+
+	destroy_pools();
+	path_in_base(path, sizeof(path), "state");
+	rmdir(path);
+	rmdir(base);
+}
+
+static bool have_root(const char *test)
+{
+	if (geteuid() == 0)
+		return true;
+	printf("%s: tmpfs checks skipped, mounting needs root\n", test);
+	return false;
+}
+
+/* Mounts at path, and the superblock options of the topmost into opts. */
+static int mounts_at(const char *path, char *opts, size_t len)
+{
+	char line[4096];
+	int count = 0;
+	FILE *f;
+
+	f = fopen("/proc/self/mountinfo", "re");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		char point[PATH_MAX], type[64], source[256], sopts[1024];
+		const char *sep = strstr(line, " - ");
+
+		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1 ||
+		    strcmp(point, path) != 0)
+			continue;
+		ck_assert_int_eq(sscanf(sep + 3, "%63s %255s %1023s", type,
+					source, sopts),
+				 3);
+		ck_assert_str_eq(type, "tmpfs");
+		ck_assert_str_eq(source, "mooncake-pool");
+		if (opts)
+			snprintf(opts, len, "%s", sopts);
+		count++;
+	}
+	fclose(f);
+	return count;
+}
+
+static void fill(unsigned char *buf, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (unsigned char)(i * 31 + seed);
+}
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		ck_assert_int_gt(n, 0);
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Create, write and commit page id holding len bytes made from seed. */
+static void put_page(struct mc_pool *pool, uint64_t id, size_t len,
+		     unsigned seed)
+{
+	unsigned char *buf = malloc(len);
+	int fd;
+
+	ck_assert_ptr_nonnull(buf);
+	fill(buf, len, seed);
+	fd = mc_pool_create(pool, id);
+	ck_assert_int_ge(fd, 0);
+	write_all(fd, buf, len);
+	close(fd);
+	ck_assert_int_eq(mc_pool_commit(pool, id), 0);
+	free(buf);
+}
+
+/* Check the bytes readable from fd are the ones put_page() wrote. */
+static void check_fd_bytes(int fd, size_t len, unsigned seed)
+{
+	unsigned char *want = malloc(len), *got = malloc(len + 1);
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(want);
+	ck_assert_ptr_nonnull(got);
+	fill(want, len, seed);
+	n = pread(fd, got, len + 1, 0);
+	ck_assert_int_eq(n, (ssize_t)len);
+	ck_assert_int_eq(memcmp(want, got, len), 0);
+	free(want);
+	free(got);
+}
+
+static void check_page(struct mc_pool *pool, uint64_t id, size_t len,
+		       unsigned seed)
+{
+	int fd = mc_pool_open_page(pool, id, O_RDONLY);
+
+	ck_assert_int_ge(fd, 0);
+	check_fd_bytes(fd, len, seed);
+	close(fd);
+}
+
+static bool pending_exists(const char *dir, uint64_t id)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/pending/%016llx", dir,
+		 (unsigned long long)id);
+	return access(path, F_OK) == 0;
+}
+
+START_TEST(fresh_open_mounts_huge_tmpfs)
+{
+	struct mc_pool *pool;
+	char dir[PATH_MAX], opts[1024];
+	bool adopted = true;
+
+	if (!have_root(__func__))
+		return;
+	path_in_base(dir, sizeof(dir), "state/pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, MC_POOL_HUGE,
+				      &adopted),
+			 0);
+	ck_assert(!adopted);
+	ck_assert_int_eq(mc_pool_kind(pool), MC_POOL_TMPFS_HUGE);
+	ck_assert_str_eq(mc_pool_kind_name(mc_pool_kind(pool)),
+			 "tmpfs huge=always");
+	ck_assert_str_eq(mc_pool_dir(pool), dir);
+	ck_assert_int_eq(mounts_at(dir, opts, sizeof(opts)), 1);
+	ck_assert_ptr_nonnull(strstr(opts, "huge=always"));
+	ck_assert_ptr_nonnull(strstr(opts, "size=16384k"));
+	mc_pool_close(pool);
+}
+END_TEST
+
+START_TEST(committed_page_survives_reopen)
+{
+	struct mc_pool *pool;
+	char dir[PATH_MAX];
+	bool adopted = true;
+
+	if (!have_root(__func__))
+		return;
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, MC_POOL_HUGE,
+				      &adopted),
+			 0);
+	ck_assert(!adopted);
+	put_page(pool, 0xabcdef, MiB + 17, 3);
+	ck_assert(mc_pool_has_page(pool, 0xabcdef));
+	mc_pool_close(pool);
+
+	/* still mounted after close: the memory outlives the daemon */
+	ck_assert_int_eq(mounts_at(dir, NULL, 0), 1);
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, MC_POOL_HUGE,
+				      &adopted),
+			 0);
+	ck_assert(adopted);
+	ck_assert_int_eq(mc_pool_kind(pool), MC_POOL_TMPFS_HUGE);
+	/* adopted, not mounted over */
+	ck_assert_int_eq(mounts_at(dir, NULL, 0), 1);
+	ck_assert(mc_pool_has_page(pool, 0xabcdef));
+	check_page(pool, 0xabcdef, MiB + 17, 3);
+	mc_pool_close(pool);
+}
+END_TEST
+
+static void pending_discarded(unsigned flags)
+{
+	struct mc_pool *pool;
+	char dir[PATH_MAX];
+	bool adopted;
+	int fd;
+
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, flags, &adopted),
+			 0);
+	fd = mc_pool_create(pool, 7);
+	ck_assert_int_ge(fd, 0);
+	write_all(fd, "half a page", 11);
+	close(fd);
+	ck_assert_int_eq(mc_pool_create(pool, 7), -EEXIST);
+	ck_assert(pending_exists(mc_pool_dir(pool), 7));
+	mc_pool_close(pool);
+
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, flags, &adopted),
+			 0);
+	ck_assert(!pending_exists(mc_pool_dir(pool), 7));
+	ck_assert(!mc_pool_has_page(pool, 7));
+	fd = mc_pool_create(pool, 7);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(mc_pool_discard(pool, 7), 0);
+	ck_assert(!pending_exists(mc_pool_dir(pool), 7));
+	mc_pool_close(pool);
+}
+
+START_TEST(pending_pages_are_discarded_at_reopen)
+{
+	pending_discarded(MC_POOL_NO_MOUNT);
+	if (have_root(__func__)) {
+		ck_assert_int_eq(destroy_pools(), 0);
+		pending_discarded(MC_POOL_HUGE);
+	}
+}
+END_TEST
+
+static void free_keeps_reader(unsigned flags)
+{
+	struct mc_pool *pool;
+	char dir[PATH_MAX];
+	bool adopted;
+	int fd;
+
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, flags, &adopted),
+			 0);
+	put_page(pool, 42, 3 * MiB, 9);
+	fd = mc_pool_open_page(pool, 42, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(mc_pool_free(pool, 42), 0);
+	ck_assert(!mc_pool_has_page(pool, 42));
+	ck_assert_int_eq(mc_pool_open_page(pool, 42, O_RDONLY), -ENOENT);
+	check_fd_bytes(fd, 3 * MiB, 9);
+	close(fd);
+	mc_pool_close(pool);
+}
+
+START_TEST(free_of_an_open_page_keeps_the_readers_bytes)
+{
+	free_keeps_reader(MC_POOL_NO_MOUNT);
+	if (have_root(__func__)) {
+		ck_assert_int_eq(destroy_pools(), 0);
+		free_keeps_reader(MC_POOL_HUGE);
+	}
+}
+END_TEST
+
+START_TEST(usage_reports_capacity_and_grows_in_huge_pages)
+{
+	struct mc_pool_usage u0, u1, u2;
+	struct mc_pool *pool;
+	char dir[PATH_MAX];
+	bool adopted;
+
+	if (!have_root(__func__))
+		return;
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, MC_POOL_HUGE,
+				      &adopted),
+			 0);
+	ck_assert_int_eq(mc_pool_usage(pool, &u0), 0);
+	ck_assert_uint_eq(u0.capacity, 16 * MiB);
+	ck_assert_uint_eq(u0.unit, 2 * MiB);
+	ck_assert_uint_eq(u0.used, 0);
+
+	/* one byte takes a whole 2 MiB page */
+	put_page(pool, 1, 1, 0);
+	ck_assert_int_eq(mc_pool_usage(pool, &u1), 0);
+	ck_assert_uint_eq(u1.used, u0.used + 2 * MiB);
+
+	/* 3 MiB round up to two huge pages */
+	put_page(pool, 2, 3 * MiB, 0);
+	ck_assert_int_eq(mc_pool_usage(pool, &u2), 0);
+	ck_assert_uint_eq(u2.used, u1.used + 4 * MiB);
+	ck_assert_uint_eq(u2.capacity, 16 * MiB);
+
+	ck_assert_int_eq(mc_pool_free(pool, 2), 0);
+	ck_assert_int_eq(mc_pool_usage(pool, &u2), 0);
+	ck_assert_uint_eq(u2.used, u1.used);
+	mc_pool_close(pool);
+}
+END_TEST
+
+START_TEST(writing_past_capacity_fails_with_enospc)
+{
+	static char chunk[MiB];
+	struct mc_pool *pool;
+	char dir[PATH_MAX];
+	size_t written = 0;
+	bool adopted;
+	ssize_t n = 0;
+	int fd;
+
+	if (!have_root(__func__))
+		return;
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 4 * MiB, MC_POOL_HUGE,
+				      &adopted),
+			 0);
+	memset(chunk, 0x5a, sizeof(chunk));
+	fd = mc_pool_create(pool, 3);
+	ck_assert_int_ge(fd, 0);
+	while (written < 8 * MiB) {
+		n = write(fd, chunk, sizeof(chunk));
+		if (n < 0)
+			break;
+		written += (size_t)n;
+	}
+	ck_assert_int_eq(n, -1);
+	ck_assert_int_eq(errno, ENOSPC);
+	ck_assert_uint_le(written, 4 * MiB);
+	close(fd);
+	mc_pool_close(pool);
+}
+END_TEST
+
+START_TEST(discard_and_free_of_a_missing_page_succeed)
+{
+	struct mc_pool *pool;
+	char dir[PATH_MAX];
+	bool adopted;
+
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, MC_POOL_NO_MOUNT,
+				      &adopted),
+			 0);
+	ck_assert_int_eq(mc_pool_discard(pool, 99), 0);
+	ck_assert_int_eq(mc_pool_free(pool, 99), 0);
+	ck_assert(!mc_pool_has_page(pool, 99));
+	ck_assert_int_eq(mc_pool_commit(pool, 99), -ENOENT);
+	ck_assert_int_eq(mc_pool_open_page(pool, 99, O_RDONLY), -ENOENT);
+	mc_pool_close(pool);
+}
+END_TEST
+
+START_TEST(no_mount_uses_the_directory_as_it_is)
+{
+	struct mc_pool_usage u;
+	struct mc_pool *pool;
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+	bool adopted = true;
+
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 64 * MiB, MC_POOL_NO_MOUNT |
+							MC_POOL_HUGE,
+				      &adopted),
+			 0);
+	ck_assert(!adopted);
+	ck_assert_int_eq(mc_pool_kind(pool), MC_POOL_DIR);
+	ck_assert_str_eq(mc_pool_kind_name(MC_POOL_DIR), "directory");
+	ck_assert_int_eq(mounts_at(dir, NULL, 0), 0);
+	ck_assert_int_eq(mc_pool_usage(pool, &u), 0);
+	ck_assert_uint_eq(u.capacity, 64 * MiB);
+	ck_assert_uint_eq(u.unit, 4096);
+	ck_assert_uint_le(u.used, u.capacity);
+
+	put_page(pool, 0xff, 4096, 5);
+	snprintf(path, sizeof(path), "%s/pages/00000000000000ff", dir);
+	ck_assert_str_eq(mc_pool_page_path(pool, 0xff, path, sizeof(path)),
+			 path);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	mc_pool_close(pool);
+
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 64 * MiB, MC_POOL_NO_MOUNT,
+				      &adopted),
+			 0);
+	ck_assert(adopted);
+	check_page(pool, 0xff, 4096, 5);
+	mc_pool_close(pool);
+
+	ck_assert_int_eq(mc_pool_destroy(dir), 0);
+	ck_assert_int_eq(access(dir, F_OK), -1);
+}
+END_TEST
+
+static void two_pools(unsigned flags)
+{
+	struct mc_pool *a, *b;
+	char da[PATH_MAX], db[PATH_MAX];
+	bool adopted;
+
+	path_in_base(da, sizeof(da), "pool");
+	path_in_base(db, sizeof(db), "other");
+	ck_assert_int_eq(mc_pool_open(&a, da, 8 * MiB, flags, &adopted), 0);
+	ck_assert_int_eq(mc_pool_open(&b, db, 8 * MiB, flags, &adopted), 0);
+	put_page(a, 5, 1000, 1);
+	put_page(b, 5, 2000, 2);
+	ck_assert_int_eq(mc_pool_free(a, 5), 0);
+	ck_assert(!mc_pool_has_page(a, 5));
+	check_page(b, 5, 2000, 2);
+	mc_pool_close(a);
+	mc_pool_close(b);
+}
+
+START_TEST(two_pools_in_one_process_stay_apart)
+{
+	two_pools(MC_POOL_NO_MOUNT);
+	if (have_root(__func__)) {
+		ck_assert_int_eq(destroy_pools(), 0);
+		two_pools(MC_POOL_HUGE);
+	}
+}
+END_TEST
+
+START_TEST(adopted_tmpfs_is_resized_to_the_new_capacity)
+{
+	struct mc_pool_usage u;
+	struct mc_pool *pool;
+	char dir[PATH_MAX];
+	bool adopted;
+
+	if (!have_root(__func__))
+		return;
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 8 * MiB, MC_POOL_HUGE,
+				      &adopted),
+			 0);
+	put_page(pool, 1, 6 * MiB, 4);
+	mc_pool_close(pool);
+
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, MC_POOL_HUGE,
+				      &adopted),
+			 0);
+	ck_assert(adopted);
+	ck_assert_int_eq(mc_pool_usage(pool, &u), 0);
+	ck_assert_uint_eq(u.capacity, 16 * MiB);
+	mc_pool_close(pool);
+
+	/* shrinking below what the pages use keeps the old size */
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 4 * MiB, MC_POOL_HUGE,
+				      &adopted),
+			 0);
+	ck_assert(adopted);
+	ck_assert_int_eq(mc_pool_usage(pool, &u), 0);
+	ck_assert_uint_eq(u.capacity, 16 * MiB);
+	check_page(pool, 1, 6 * MiB, 4);
+	ck_assert_int_eq(mounts_at(dir, NULL, 0), 1);
+	mc_pool_close(pool);
+}
+END_TEST
+
+START_TEST(destroy_unmounts_and_removes_the_pool)
+{
+	struct mc_pool *pool;
+	char dir[PATH_MAX];
+	bool adopted;
+
+	if (!have_root(__func__))
+		return;
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 8 * MiB, MC_POOL_HUGE,
+				      &adopted),
+			 0);
+	put_page(pool, 1, 4096, 0);
+	mc_pool_close(pool);
+	ck_assert_int_eq(mounts_at(dir, NULL, 0), 1);
+	ck_assert_int_eq(mc_pool_destroy(dir), 0);
+	ck_assert_int_eq(mounts_at(dir, NULL, 0), 0);
+	ck_assert_int_eq(access(dir, F_OK), -1);
+	/* destroying what is gone is not an error */
+	ck_assert_int_eq(mc_pool_destroy(dir), 0);
+}
+END_TEST
+
+/* Child of the test below: 0 when the fallback behaved, else a step number. */
+static int open_as_nobody(const char *dir)
+{
+	struct mc_pool_usage u;
+	struct mc_pool *pool;
+	bool adopted = true;
+
+	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+		return 1;
+	if (mc_pool_open(&pool, dir, 32 * MiB, MC_POOL_HUGE, &adopted) != 0)
+		return 2;
+	if (adopted || mc_pool_kind(pool) != MC_POOL_DIR)
+		return 3;
+	if (mc_pool_usage(pool, &u) != 0 || u.capacity != 32 * MiB)
+		return 4;
+	mc_pool_close(pool);
+	return 0;
+}
+
+START_TEST(open_without_mount_permission_falls_back_to_a_directory)
+{
+	char dir[PATH_MAX];
+	int status;
+	pid_t pid;
+
+	if (!have_root(__func__))
+		return;
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(chown(base, NOBODY, NOBODY), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(open_as_nobody(dir));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	ck_assert_int_eq(mounts_at(dir, NULL, 0), 0);
+}
+END_TEST
+
+START_TEST(bad_arguments_are_refused)
+{
+	struct mc_pool *pool = (struct mc_pool *)1;
+	char dir[PATH_MAX];
+	bool adopted = true;
+
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 0, MC_POOL_NO_MOUNT,
+				      &adopted),
+			 -EINVAL);
+	ck_assert_ptr_null(pool);
+	ck_assert(!adopted);
+	ck_assert_int_eq(mc_pool_open(&pool, "", MiB, MC_POOL_NO_MOUNT,
+				      &adopted),
+			 -EINVAL);
+	mc_pool_close(NULL);
+	ck_assert_str_eq(mc_pool_kind_name(MC_POOL_TMPFS), "tmpfs");
+}
+END_TEST
+
+static void add_case(Suite *s, const char *name, const TTest *test)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test);
+	suite_add_tcase(s, tc);
+}
+
+static Suite *pool_suite(void)
+{
+	Suite *s = suite_create("pool");
+
+	add_case(s, "fresh open mounts a huge tmpfs and adopts nothing",
+		 fresh_open_mounts_huge_tmpfs);
+	add_case(s, "a committed page survives close and reopen",
+		 committed_page_survives_reopen);
+	add_case(s, "pending pages are discarded at reopen",
+		 pending_pages_are_discarded_at_reopen);
+	add_case(s, "free of an open page keeps the reader's bytes",
+		 free_of_an_open_page_keeps_the_readers_bytes);
+	add_case(s, "usage reports capacity and grows in 2 MiB pages",
+		 usage_reports_capacity_and_grows_in_huge_pages);
+	add_case(s, "writing past the capacity fails with ENOSPC",
+		 writing_past_capacity_fails_with_enospc);
+	add_case(s, "discard and free of a missing page succeed",
+		 discard_and_free_of_a_missing_page_succeed);
+	add_case(s, "no-mount uses the directory as it is",
+		 no_mount_uses_the_directory_as_it_is);
+	add_case(s, "two pools in one process stay apart",
+		 two_pools_in_one_process_stay_apart);
+	add_case(s, "an adopted tmpfs is resized to the new capacity",
+		 adopted_tmpfs_is_resized_to_the_new_capacity);
+	add_case(s, "destroy unmounts and removes the pool",
+		 destroy_unmounts_and_removes_the_pool);
+	add_case(s, "open without mount permission falls back to a directory",
+		 open_without_mount_permission_falls_back_to_a_directory);
+	add_case(s, "bad arguments are refused", bad_arguments_are_refused);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(pool_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
