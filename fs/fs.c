@@ -44,6 +44,12 @@
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
+/* LRU resolution: opens closer together than this touch the store once. */
+#define TOUCH_GRAIN_NS (1000000000ull)
+
+/* Idle committed inodes whose backing file stays registered. */
+#define IDLE_MAX 1024
+
 /* How long a lookup waits for a closing writer's commit. */
 #define COMMIT_WAIT_NS (2ull * 1000000000ull)
 
@@ -204,6 +210,8 @@ static void queue_inval(struct mc_fs *fs, uint64_t parent, const char *name)
 
 /* ---- dropping pages ---------------------------------------------------- */
 
+static void release_inode_files(struct mc_fs *fs, struct mc_inode *in);
+
 /* A page left the namespace: free its memory; open files keep their bytes. */
 static void drop_page(struct mc_fs *fs, const struct mc_ns_dropped *d)
 {
@@ -214,11 +222,21 @@ static void drop_page(struct mc_fs *fs, const struct mc_ns_dropped *d)
 		return;
 	mc_inode_table_lock(fs->itab);
 	in = mc_inode_find_locked(fs->itab, d->ino);
-	if (in && in->state == MC_INODE_OPEN) {
+	if (in && in->state == MC_INODE_OPEN && in->nopen == 0) {
+		/* idle: nobody reads it, its backing file can go now */
+		mc_inode_remove_locked(fs->itab, in);
+	} else if (in && in->state == MC_INODE_OPEN) {
 		in->dead = true;
 		in->attr.nlink = 0;
+		in = NULL;
+	} else {
+		in = NULL;
 	}
 	mc_inode_table_unlock(fs->itab);
+	if (in) {
+		release_inode_files(fs, in);
+		mc_inode_free(in);
+	}
 	if (d->page_id == 0)
 		return;
 	r = mc_pool_free(fs->pool, d->page_id);
@@ -865,6 +883,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct mc_inode *in;
 	struct mc_handle *h;
 	bool first = false;
+	uint64_t now;
 	int r, fd;
 
 	if (ino == MC_FS_STATUS_INO) {
@@ -948,21 +967,31 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		in->state = MC_INODE_OPEN;
 		in->fd = fd;
 		in->attr = a;
-		first = true;
 		try_backing(fs, in);
 	}
-	in->nopen++;
+	if (in->nopen++ == 0) {
+		first = true;
+		mc_inode_unidle_locked(fs->itab, in);
+	}
 	h->inode = in;
 	h->passthrough = in->backing_id > 0;
 	mc_inode_table_unlock(fs->itab);
 
 	if (first)
 		mc_ns_pin(fs->ns, ino);
-	mc_ns_touch(fs->ns, ino, now_ns(CLOCK_REALTIME));
+	/*
+	 * The LRU clock needs no finer grain than a second, and skipping the
+	 * store write keeps a hot page's reopen cheap.
+	 */
+	now = now_ns(CLOCK_REALTIME);
+	if (now - a.atime_ns >= TOUCH_GRAIN_NS || now < a.atime_ns)
+		mc_ns_touch(fs->ns, ino, now);
 	atomic_fetch_add(&fs->counters.hits, 1);
 	/* an inode's bytes never change, so the kernel may keep its cache */
 	if (!h->passthrough)
 		fi->keep_cache = 1;
+	/* nothing to check at close(2) of a reader: skip the FLUSH trip */
+	fi->noflush = 1;
 	fi->fh = (uintptr_t)h;
 	fuse_reply_open(req, fi);
 }
@@ -1115,8 +1144,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 {
 	struct mc_fs *fs = fs_from_req(req);
 	struct mc_handle *h = handle_of(fi);
-	struct mc_inode *in = h->inode;
-	bool last, writing, pinned;
+	struct mc_inode *in = h->inode, *old = NULL;
+	bool last, writing;
 
 	if (h->kind == HANDLE_STATUS) {
 		free(h->text);
@@ -1128,10 +1157,15 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	mc_inode_table_lock(fs->itab);
 	last = --in->nopen == 0;
 	writing = in->state == MC_INODE_WRITING;
-	if (last && writing)
+	if (last && writing) {
 		in->state = MC_INODE_COMMITTING;
-	else if (last)
+	} else if (last && !in->dead) {
+		/* keep the backing file registered: hot pages reopen cheaply */
+		old = mc_inode_idle_locked(fs->itab, in, IDLE_MAX);
+		in = NULL;
+	} else if (last) {
 		mc_inode_remove_locked(fs->itab, in);
+	}
 	mc_inode_table_unlock(fs->itab);
 	/* the kernel does not wait for this reply: answer before the work */
 	fuse_reply_err(req, 0);
@@ -1145,13 +1179,15 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		mc_inode_free(in);
 		return;
 	}
-	pinned = !in->dead;
-	release_inode_files(fs, in);
-	if (pinned)
-		mc_ns_unpin(fs->ns, ino);
-	else
-		mc_ns_unpin(fs->ns, in->ino);
-	mc_inode_free(in);
+	mc_ns_unpin(fs->ns, ino);
+	if (in) {
+		release_inode_files(fs, in);
+		mc_inode_free(in);
+	}
+	if (old) {
+		release_inode_files(fs, old);
+		mc_inode_free(old);
+	}
 }
 
 /* ---- directories ------------------------------------------------------- */

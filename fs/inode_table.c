@@ -15,6 +15,9 @@ struct mc_inode_table {
 	pthread_cond_t cond;			/* commits finished */
 	struct mc_inode *buckets[BUCKETS];	/* protected by lock */
 	struct mc_inode *writes;		/* protected by lock */
+	struct mc_inode *idle_head;		/* oldest; protected by lock */
+	struct mc_inode *idle_tail;		/* newest; protected by lock */
+	unsigned nidle;				/* protected by lock */
 };
 
 int mc_inode_table_new(struct mc_inode_table **tabp)
@@ -131,10 +134,63 @@ int mc_inode_set_write_locked(struct mc_inode_table *tab, struct mc_inode *in,
 	return 0;
 }
 
+void mc_inode_unidle_locked(struct mc_inode_table *tab, struct mc_inode *in)
+{
+	if (!in->idle)
+		return;
+	if (in->idle_prev)
+		in->idle_prev->idle_next = in->idle_next;
+	else
+		tab->idle_head = in->idle_next;
+	if (in->idle_next)
+		in->idle_next->idle_prev = in->idle_prev;
+	else
+		tab->idle_tail = in->idle_prev;
+	in->idle_next = in->idle_prev = NULL;
+	in->idle = false;
+	tab->nidle--;
+}
+
+struct mc_inode *mc_inode_idle_locked(struct mc_inode_table *tab,
+				      struct mc_inode *in, unsigned max)
+{
+	struct mc_inode *old;
+
+	in->idle = true;
+	in->idle_prev = tab->idle_tail;
+	in->idle_next = NULL;
+	if (tab->idle_tail)
+		tab->idle_tail->idle_next = in;
+	else
+		tab->idle_head = in;
+	tab->idle_tail = in;
+	tab->nidle++;
+	if (tab->nidle <= max)
+		return NULL;
+	old = tab->idle_head;
+	mc_inode_remove_locked(tab, old);
+	return old;
+}
+
+struct mc_inode *mc_inode_take_idle_locked(struct mc_inode_table *tab)
+{
+	struct mc_inode *list = NULL, **tailp = &list;
+
+	while (tab->idle_head) {
+		struct mc_inode *in = tab->idle_head;
+
+		mc_inode_remove_locked(tab, in);
+		*tailp = in;
+		tailp = &in->idle_next;
+	}
+	return list;
+}
+
 void mc_inode_remove_locked(struct mc_inode_table *tab, struct mc_inode *in)
 {
 	struct mc_inode **pp = &tab->buckets[in->ino % BUCKETS];
 
+	mc_inode_unidle_locked(tab, in);
 	while (*pp && *pp != in)
 		pp = &(*pp)->next;
 	if (*pp)

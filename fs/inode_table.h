@@ -38,6 +38,9 @@ struct mc_inode {
 	struct mc_inode *next;	/* hash chain, protected by table lock */
 	struct mc_inode *wnext;	/* list of writes, protected by table lock */
 	struct mc_inode **wprevp;
+	struct mc_inode *idle_next;	/* idle list, protected by table lock */
+	struct mc_inode *idle_prev;
+	bool idle;
 };
 
 struct mc_inode_table;
@@ -68,6 +71,24 @@ struct mc_inode *mc_inode_add_locked(struct mc_inode_table *tab, uint64_t ino);
  */
 int mc_inode_set_write_locked(struct mc_inode_table *tab, struct mc_inode *in,
 			      uint64_t parent, const char *name);
+
+/*
+ * Idle inodes: committed pages nobody has open any more whose backing file
+ * stays registered, so that reopening a hot page costs no open(2) or
+ * passthrough ioctl.  mc_inode_idle_locked() parks in (nopen 0) and returns
+ * the oldest idle inode when more than `max` are parked, already removed
+ * from the table, for the caller to close and free (NULL otherwise).
+ * mc_inode_unidle_locked() takes in off the list when it is opened again.
+ */
+struct mc_inode *mc_inode_idle_locked(struct mc_inode_table *tab,
+				      struct mc_inode *in, unsigned max);
+void mc_inode_unidle_locked(struct mc_inode_table *tab, struct mc_inode *in);
+
+/*
+ * Take every idle inode off the table, as a list linked by idle_next,
+ * for the caller to close and free (shutdown).
+ */
+struct mc_inode *mc_inode_take_idle_locked(struct mc_inode_table *tab);
 
 /* Unlink from the table and wake waiters; the caller frees it. */
 void mc_inode_remove_locked(struct mc_inode_table *tab, struct mc_inode *in);
