@@ -1669,8 +1669,13 @@ int mc_fs_mount(struct mc_fs *fs, const char *mountpoint, const char *fuse_opts)
 	fs->mountpoint = strdup(mountpoint);
 	if (!fs->mountpoint)
 		return -ENOMEM;
+	/*
+	 * noatime: the kernel would otherwise drop cached attributes after
+	 * every read, turning each fstat(2) into a round trip; the LRU clock
+	 * is ours (last open), not atime.
+	 */
 	snprintf(opts, sizeof(opts),
-		 "fsname=mooncake,subtype=mooncake,default_permissions%s%s%s",
+		 "fsname=mooncake,subtype=mooncake,default_permissions,noatime%s%s%s",
 		 geteuid() == 0 ? ",allow_other" : "",
 		 fuse_opts && *fuse_opts ? "," : "",
 		 fuse_opts ? fuse_opts : "");
