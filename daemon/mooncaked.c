@@ -60,7 +60,9 @@ static int make_dirs(const char *path, mode_t mode)
 static int lock_state_dir(const char *state_dir, const char *mountpoint,
 			  int *fdp)
 {
-	char path[PATH_MAX], other[64] = "";
+	char path[PATH_MAX], other[PATH_MAX + 32] = "";
+	const char *other_mnt = mountpoint;
+	char *nl;
 	ssize_t n;
 	int fd, r;
 
@@ -78,10 +80,19 @@ static int lock_state_dir(const char *state_dir, const char *mountpoint,
 		r = -errno;
 		n = pread(fd, other, sizeof(other) - 1, 0);
 		other[n > 0 ? n : 0] = '\0';
-		other[strcspn(other, "\n")] = '\0';
+		/* the lock file holds "pid\nmountpoint\n" of its owner */
+		nl = strchr(other, '\n');
+		if (nl) {
+			*nl = '\0';
+			if (nl[1]) {
+				other_mnt = nl + 1;
+				nl[1 + strcspn(nl + 1, "\n")] = '\0';
+			}
+		}
 		mc_log(MC_LOG_ERR,
-		       "state: '%s' is in use by another mooncaked (pid %s): stop it first ('umount %s') or pass another --state-dir",
-		       state_dir, other[0] ? other : "unknown", mountpoint);
+		       "state: '%s' is in use by another mooncaked (pid %s, mounted at '%s'): stop it first ('umount %s') or pass another --state-dir",
+		       state_dir, other[0] ? other : "unknown", other_mnt,
+		       other_mnt);
 		close(fd);
 		return r == -EWOULDBLOCK ? -EBUSY : r;
 	}

@@ -980,11 +980,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (first)
 		mc_ns_pin(fs->ns, ino);
 	/*
-	 * The LRU clock needs no finer grain than a second, and skipping the
-	 * store write keeps a hot page's reopen cheap.
+	 * The first open after the commit always counts; after that the LRU
+	 * clock needs no finer grain than a second, and skipping the store
+	 * write keeps a hot page's reopen cheap.
 	 */
 	now = now_ns(CLOCK_REALTIME);
-	if (now - a.atime_ns >= TOUCH_GRAIN_NS || now < a.atime_ns)
+	if (a.atime_ns == a.mtime_ns || now < a.atime_ns ||
+	    now - a.atime_ns >= TOUCH_GRAIN_NS)
 		mc_ns_touch(fs->ns, ino, now);
 	atomic_fetch_add(&fs->counters.hits, 1);
 	/* an inode's bytes never change, so the kernel may keep its cache */
@@ -1126,7 +1128,12 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 			drop_page(fs, &replaced);
 			if (replaced.ino && replaced.ino == in->replaces)
 				queue_inval(fs, c.parent, c.name);
-			make_room(fs, 0);
+			/*
+			 * No eviction here: when everything else is held
+			 * open, the page just committed would be the only
+			 * candidate, a loss the writer never hears of.  The
+			 * next create makes room instead.
+			 */
 			return;
 		}
 		mc_pool_free(fs->pool, in->attr.page_id);
@@ -1600,22 +1607,55 @@ bool mc_fs_passthrough_active(const struct mc_fs *fs)
  * A daemon killed with -9 leaves its mount behind, answering ENOTCONN.
  * It is ours to clean up: detach it so the new mount can take its place.
  */
+static bool is_mooncake_mount(const char *mountpoint)
+{
+	char line[4096], mnt[PATH_MAX], *sep;
+	bool found = false;
+	FILE *f;
+
+	f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*u %*u %*s %*s %4095s", mnt) != 1 ||
+		    strcmp(mnt, mountpoint) != 0)
+			continue;
+		sep = strstr(line, " - ");
+		if (sep && strncmp(sep + 3, "fuse.mooncake ", 14) == 0)
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * statfs(2) always reaches the daemon (stat may be answered from the
+ * kernel's attribute cache), so ENOTCONN from it proves the mount stale.
+ */
 static int clear_stale_mount(const char *mountpoint)
 {
-	struct stat st;
+	struct statvfs sv;
+	int r;
 
-	if (stat(mountpoint, &st) == 0 || errno != ENOTCONN)
-		return 0;
-	mc_log(MC_LOG_NOTICE,
-	       "mount: '%s' is a stale mount left by a daemon that died: detaching it",
-	       mountpoint);
-	if (umount2(mountpoint, MNT_DETACH) < 0) {
-		int r = -errno;
-
-		mc_log_errno(MC_LOG_ERR, r,
-			     "mount: cannot detach the stale mount at '%s': run 'umount -l %s' as root",
-			     mountpoint, mountpoint);
-		return r;
+	while (is_mooncake_mount(mountpoint)) {
+		if (statvfs(mountpoint, &sv) == 0) {
+			mc_log(MC_LOG_ERR,
+			       "mount: '%s' is already served by a running mooncaked: stop it first ('umount %s')",
+			       mountpoint, mountpoint);
+			return -EBUSY;
+		}
+		if (errno != ENOTCONN)
+			return 0;	/* let the mount itself report it */
+		mc_log(MC_LOG_NOTICE,
+		       "mount: '%s' is a stale mount left by a daemon that died: detaching it",
+		       mountpoint);
+		if (umount2(mountpoint, MNT_DETACH) < 0) {
+			r = -errno;
+			mc_log_errno(MC_LOG_ERR, r,
+				     "mount: cannot detach the stale mount at '%s': run 'umount -l %s' as root",
+				     mountpoint, mountpoint);
+			return r;
+		}
 	}
 	return 0;
 }
