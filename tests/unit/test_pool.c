@@ -31,7 +31,9 @@ static void base_setup(void)
 
 static void path_in_base(char *buf, size_t len, const char *name)
 {
-	snprintf(buf, len, "%s/%s", base, name);
+	int n = snprintf(buf, len, "%s/%s", base, name);
+
+	ck_assert(n > 0 && (size_t)n < len);
 }
 
 /* Unmount and remove every pool a test may have made under base. */
