@@ -53,6 +53,19 @@ static int make_dirs(const char *path, mode_t mode)
 	return 0;
 }
 
+/* The lock file names its owner: "pid\nmountpoint\n", read by a refused rival. */
+static void write_owner(int fd, const char *mountpoint)
+{
+	char buf[PATH_MAX + 32];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "%ld\n%s\n", (long)getpid(), mountpoint);
+	if (n < 0 || (size_t)n >= sizeof(buf) || ftruncate(fd, 0) < 0 ||
+	    pwrite(fd, buf, (size_t)n, 0) != n)
+		mc_log(MC_LOG_WARNING,
+		       "state: cannot record the owner in the lock file: a refused second daemon will not name this one");
+}
+
 /*
  * One daemon per state directory: the lock is held for the life of the
  * process, so a kill -9 frees it with no stale file to clean.
@@ -96,8 +109,7 @@ static int lock_state_dir(const char *state_dir, const char *mountpoint,
 		close(fd);
 		return r == -EWOULDBLOCK ? -EBUSY : r;
 	}
-	if (ftruncate(fd, 0) == 0)
-		dprintf(fd, "%ld\n%s\n", (long)getpid(), mountpoint);
+	write_owner(fd, mountpoint);
 	*fdp = fd;
 	return 0;
 }
@@ -147,7 +159,7 @@ int main(int argc, char **argv)
 	struct mc_ns_stats st;
 	char err[512], pooldir[PATH_MAX];
 	int status = EXIT_RUNTIME;
-	bool adopted = false;
+	bool adopted = false, started = false;
 	int lock_fd = -1;
 	unsigned flags;
 	int r;
@@ -174,6 +186,12 @@ int main(int argc, char **argv)
 	}
 	mc_log_init("mooncaked", cfg->log_level,
 		    cfg->foreground ? 0 : MC_LOG_SYSLOG);
+	if (!cfg->standalone && !(cfg->master && *cfg->master)) {
+		fprintf(stderr,
+			"mooncaked: --no-standalone needs a master (--master / MOONCAKE_MASTER): drop --no-standalone to run the embedded master\n");
+		status = EXIT_USAGE;
+		goto out;
+	}
 	if (cfg->master && *cfg->master) {
 		fprintf(stderr,
 			"mooncaked: master '%s' given, but cluster mode needs mooncake_master, which this version does not ship yet: unset MOONCAKE_MASTER / master_server_address to run standalone\n",
@@ -220,8 +238,8 @@ int main(int argc, char **argv)
 
 		if (n > 0)
 			mc_log(MC_LOG_WARNING,
-			       "state: the pool memory is new (reboot or unmount), so %lld pages recorded in '%s' are gone",
-			       (long long)n, cfg->db_path);
+			       "state: the pool memory is new (reboot or unmount), so the pages recorded in '%s' are gone (%lld)",
+			       cfg->db_path, (long long)n);
 	}
 	mc_ns_get_stats(ns, &st);
 
@@ -245,9 +263,10 @@ int main(int argc, char **argv)
 		mc_log(MC_LOG_ERR, "daemon: cannot detach: run with --foreground");
 		goto out;
 	}
-	if (!cfg->foreground && lock_fd >= 0 && ftruncate(lock_fd, 0) == 0)
-		dprintf(lock_fd, "%ld\n%s\n", (long)getpid(), cfg->mountpoint);
+	if (!cfg->foreground && lock_fd >= 0)
+		write_owner(lock_fd, cfg->mountpoint);	/* the pid changed */
 
+	started = true;
 	r = mc_fs_run(fs);
 	if (r < 0)
 		mc_log_errno(MC_LOG_ERR, r, "fuse: the request loop failed");
@@ -259,6 +278,8 @@ out:
 	mc_fs_free(fs);
 	mc_ns_close(ns);
 	mc_pool_close(pool);
+	if (status != 0 && pool && !adopted && !started)
+		mc_pool_destroy(pooldir);	/* a failed first start leaves nothing */
 	if (lock_fd >= 0)
 		close(lock_fd);
 	mc_config_free(cfg);

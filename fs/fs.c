@@ -378,7 +378,22 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* passthrough refuses a writeback cache */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->max_readahead = 1u << 20;
-	(void)fs;
+
+	/* saw_request() has seen INIT's flags before this runs */
+	if (fs->params.passthrough == MC_PASSTHROUGH_OFF)
+		return;
+	if (mc_passthrough_offered(fs->pt)) {
+		mc_log(MC_LOG_INFO, "fuse: passthrough on: reads and writes of pages bypass the daemon");
+		return;
+	}
+	if (fs->params.passthrough == MC_PASSTHROUGH_ON) {
+		mc_log(MC_LOG_ERR,
+		       "fuse: the kernel does not offer passthrough (Linux 6.9+ with CONFIG_FUSE_PASSTHROUGH): start with --passthrough auto or off");
+		fuse_session_exit(fs->se);
+		return;
+	}
+	mc_log(MC_LOG_WARNING,
+	       "fuse: the kernel does not offer passthrough: the daemon serves page bytes itself, which is slower (Linux 6.9+ with CONFIG_FUSE_PASSTHROUGH)");
 }
 
 /* ---- namespace operations --------------------------------------------- */
