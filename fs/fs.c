@@ -1079,7 +1079,10 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct mc_fs *fs = fs_from_req(req);
 	struct mc_handle *h = handle_of(fi);
 	struct mc_inode *in = h->inode;
+	char name[MC_NAME_MAX + 1];
 	struct mc_pool_usage u;
+	bool rewrite;
+	uint64_t parent;
 	struct stat st;
 	int r = 0;
 
@@ -1093,7 +1096,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		    (uint64_t)st.st_size > fs->params.max_page_size)
 			in->error = -EFBIG;
 		else if (h->passthrough && mc_pool_usage(fs->pool, &u) == 0 &&
-			 u.capacity - u.used < u.unit && u.used >= u.capacity - u.unit)
+			 u.used + u.unit > u.capacity)
 			/*
 			 * A full pool at close means a passthrough write
 			 * may have been cut short; refusing the page is the
@@ -1104,7 +1107,19 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (h->writer)
 		r = in->error;
 	in->flushed = true;
+	rewrite = in->replaces != 0 && r == 0;
+	if (rewrite)
+		snprintf(name, sizeof(name), "%s", in->name);
+	parent = in->attr.parent;
 	mc_inode_table_unlock(fs->itab);
+	/*
+	 * A rewrite replaces a name other processes may hold in their dentry
+	 * cache, pointing at the old inode.  Drop it now, while close(2) still
+	 * waits for us: their next lookup then waits for this commit.
+	 */
+	if (rewrite)
+		fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
+						 strlen(name));
 	reply_err(req, r);
 }
 
@@ -1141,7 +1156,8 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 			if (c.size > atomic_load(&fs->last_page_size))
 				atomic_store(&fs->last_page_size, c.size);
 			drop_page(fs, &replaced);
-			if (replaced.ino && replaced.ino == in->replaces)
+			/* the kernel may still cache the name of the page replaced */
+			if (replaced.ino)
 				queue_inval(fs, c.parent, c.name);
 			/*
 			 * No eviction here: when everything else is held
