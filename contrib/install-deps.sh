@@ -14,7 +14,7 @@ PACKAGES="
 	libibverbs-dev librdmacm-dev
 	python3 python3-numpy
 	attr iproute2 procps psmisc util-linux kmod
-	clang-format shellcheck
+	clang-format shellcheck mandoc
 "
 
 if [ "$(id -u)" -ne 0 ]; then

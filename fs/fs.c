@@ -1033,7 +1033,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	bv.buf[0].fd = h->inode->fd;
 	bv.buf[0].pos = off;
-	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+	/* copy, never splice-move: moving would steal pages from the pool */
+	fuse_reply_data(req, &bv, 0);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
