@@ -251,6 +251,7 @@ int main(int argc, char **argv)
 	fp.passthrough = cfg->passthrough;
 	fp.threads = cfg->threads;
 	fp.hostname = cfg->local_hostname;
+	fp.resident = cfg->resident;
 	r = mc_fs_new(&fs, ns, pool, &fp);
 	if (r < 0)
 		goto out;

@@ -211,6 +211,7 @@ static void queue_inval(struct mc_fs *fs, uint64_t parent, const char *name)
 /* ---- dropping pages ---------------------------------------------------- */
 
 static void release_inode_files(struct mc_fs *fs, struct mc_inode *in);
+static void keeper_kick(struct mc_fs *fs);
 
 /* A page left the namespace: free its memory; open files keep their bytes. */
 static void drop_page(struct mc_fs *fs, const struct mc_ns_dropped *d)
@@ -240,6 +241,7 @@ static void drop_page(struct mc_fs *fs, const struct mc_ns_dropped *d)
 	if (d->page_id == 0)
 		return;
 	r = mc_pool_free(fs->pool, d->page_id);
+	keeper_kick(fs);
 	if (r < 0)
 		mc_log_errno(MC_LOG_ERR, r,
 			     "pool: cannot free page %016llx of '%s': its memory stays used until restart",
@@ -253,6 +255,101 @@ static void on_evicted(void *ctx, const struct mc_ns_dropped *d)
 	drop_page(fs, d);
 	atomic_fetch_add(&fs->counters.evictions, 1);
 	queue_inval(fs, d->parent, d->name);
+}
+
+/* ---- the resident reserve ------------------------------------------------ */
+
+/* Memory lent to each write: twice the largest page seen, at least 64 MiB. */
+#define LEND_MIN (64ull << 20)
+/* The keeper grows the reserve in steps this big, so lenders wait little. */
+#define KEEP_CHUNK (8ull << 20)
+
+/*
+ * The reserve may hold what is left below the high watermark once pages
+ * and the memory lent to writes in flight are counted: the share above the
+ * watermark stays free as slack for writes bigger than their loan.
+ */
+static uint64_t reserve_target(struct mc_fs *fs)
+{
+	struct mc_pool_usage u;
+	double top;
+	uint64_t taken;
+
+	if (mc_pool_usage(fs->pool, &u) < 0)
+		return 0;
+	top = (double)u.capacity * fs->params.high_watermark;
+	taken = u.used + atomic_load(&fs->lent);
+	return top > (double)taken ? (uint64_t)(top - (double)taken) : 0;
+}
+
+static void keeper_kick(struct mc_fs *fs)
+{
+	if (!fs->params.resident)
+		return;
+	pthread_mutex_lock(&fs->keep_lock);
+	fs->keep_kicked = true;
+	pthread_cond_signal(&fs->keep_cond);
+	pthread_mutex_unlock(&fs->keep_lock);
+}
+
+/* Before a write: free what it will fault in, from the reserve, now. */
+static uint64_t reserve_lend(struct mc_fs *fs)
+{
+	uint64_t want = 2 * atomic_load(&fs->last_page_size), target;
+
+	if (!fs->params.resident)
+		return 0;
+	if (want < LEND_MIN)
+		want = LEND_MIN;
+	atomic_fetch_add(&fs->lent, want);
+	target = reserve_target(fs);
+	if (mc_pool_reserve_size(fs->pool) > target)
+		mc_pool_reserve_resize(fs->pool, target);
+	return want;
+}
+
+static void reserve_return(struct mc_fs *fs, uint64_t lent)
+{
+	if (!lent)
+		return;
+	atomic_fetch_sub(&fs->lent, lent);
+	keeper_kick(fs);
+}
+
+/*
+ * Grows the reserve back to its target after pages are freed, a chunk at
+ * a time, and rechecks every second.  Zeroing memory costs CPU, so it is
+ * done here and never on a request's path.
+ */
+static void *keeper_main(void *arg)
+{
+	struct mc_fs *fs = arg;
+	struct timespec ts;
+	uint64_t cur, target;
+	bool stop = false;
+
+	while (!stop) {
+		target = reserve_target(fs);
+		cur = mc_pool_reserve_size(fs->pool);
+		if (cur + KEEP_CHUNK <= target) {
+			if (mc_pool_reserve_resize(fs->pool, cur + KEEP_CHUNK) == 0) {
+				pthread_mutex_lock(&fs->keep_lock);
+				stop = fs->keep_stop;
+				pthread_mutex_unlock(&fs->keep_lock);
+				continue;
+			}
+		}
+		pthread_mutex_lock(&fs->keep_lock);
+		if (!fs->keep_stop && !fs->keep_kicked) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&fs->keep_cond, &fs->keep_lock, &ts);
+		}
+		fs->keep_kicked = false;
+		stop = fs->keep_stop;
+		pthread_mutex_unlock(&fs->keep_lock);
+	}
+	return NULL;
 }
 
 /*
@@ -693,7 +790,7 @@ static int start_write(struct mc_fs *fs, uint64_t parent, const char *name,
 		       uint64_t replaces, struct mc_inode **inp)
 {
 	struct mc_inode *in;
-	uint64_t ino, page;
+	uint64_t ino, page, lent;
 	int fd, r;
 
 	*inp = NULL;
@@ -704,6 +801,7 @@ static int start_write(struct mc_fs *fs, uint64_t parent, const char *name,
 	fd = mc_pool_create(fs->pool, page);
 	if (fd < 0)
 		return fd;
+	lent = reserve_lend(fs);
 	mc_inode_table_lock(fs->itab);
 	in = mc_inode_add_locked(fs->itab, ino);
 	if (!in) {
@@ -715,6 +813,8 @@ static int start_write(struct mc_fs *fs, uint64_t parent, const char *name,
 	fd = -1;
 	in->nopen = 1;
 	in->replaces = replaces;
+	in->lent = lent;
+	lent = 0;
 	in->attr.mode = S_IFREG | (mode & 07777);
 	in->attr.uid = uid;
 	in->attr.gid = gid;
@@ -736,6 +836,7 @@ out_unlock:
 		close(fd);
 		mc_pool_discard(fs->pool, page);
 	}
+	reserve_return(fs, lent);
 	return r;
 }
 
@@ -987,6 +1088,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (in->nopen++ == 0) {
 		first = true;
 		mc_inode_unidle_locked(fs->itab, in);
+		try_backing(fs, in);	/* a rewrite's page has none yet */
 	}
 	h->inode = in;
 	h->passthrough = in->backing_id > 0;
@@ -1097,7 +1199,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		    (uint64_t)st.st_size > fs->params.max_page_size)
 			in->error = -EFBIG;
 		else if (h->passthrough && mc_pool_usage(fs->pool, &u) == 0 &&
-			 u.used + u.unit > u.capacity)
+			 u.used + mc_pool_reserve_size(fs->pool) + u.unit >
+				 u.capacity)
 			/*
 			 * A full pool at close means a passthrough write
 			 * may have been cut short; refusing the page is the
@@ -1125,7 +1228,11 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 /* Last close of a write: commit it, or throw it away. */
-static void finish_write(struct mc_fs *fs, struct mc_inode *in)
+/*
+ * Last close of a write: commit it (0) or throw it away (-errno).  A kept
+ * page keeps its fd and backing file for its first readers.
+ */
+static int commit_write(struct mc_fs *fs, struct mc_inode *in)
 {
 	struct mc_ns_dropped replaced;
 	struct mc_ns_commit c;
@@ -1136,7 +1243,6 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 		r = -errno;
 	if (r == 0 && (uint64_t)st.st_size > fs->params.max_page_size)
 		r = -EFBIG;
-	release_inode_files(fs, in);
 	if (r == 0)
 		r = mc_pool_commit(fs->pool, in->attr.page_id);
 	if (r == 0) {
@@ -1156,6 +1262,9 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 			atomic_fetch_add(&fs->counters.commits, 1);
 			if (c.size > atomic_load(&fs->last_page_size))
 				atomic_store(&fs->last_page_size, c.size);
+			in->attr.size = c.size;
+			in->attr.mtime_ns = in->attr.ctime_ns = c.mtime_ns;
+			in->attr.atime_ns = c.mtime_ns;
 			drop_page(fs, &replaced);
 			/* the kernel may still cache the name of the page replaced */
 			if (replaced.ino)
@@ -1166,7 +1275,7 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 			 * candidate, a loss the writer never hears of.  The
 			 * next create makes room instead.
 			 */
-			return;
+			return 0;
 		}
 		mc_pool_free(fs->pool, in->attr.page_id);
 	} else {
@@ -1176,6 +1285,34 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 		mc_log_ratelimited(MC_LOG_WARNING,
 				   "commit: page '%s' was not kept (%s): the writer was told at close; write it again",
 				   in->name, strerror(-r));
+	return r;
+}
+
+static void finish_write(struct mc_fs *fs, struct mc_inode *in)
+{
+	struct mc_inode *old = NULL;
+	int r;
+
+	r = commit_write(fs, in);
+	reserve_return(fs, in->lent);
+	in->lent = 0;
+	mc_inode_table_lock(fs->itab);
+	if (r == 0) {
+		mc_inode_end_write_locked(fs->itab, in);
+		old = mc_inode_idle_locked(fs->itab, in, IDLE_MAX);
+		in = NULL;
+	} else {
+		mc_inode_remove_locked(fs->itab, in);
+	}
+	mc_inode_table_unlock(fs->itab);
+	if (in) {
+		release_inode_files(fs, in);
+		mc_inode_free(in);
+	}
+	if (old) {
+		release_inode_files(fs, old);
+		mc_inode_free(old);
+	}
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -1212,10 +1349,6 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		return;
 	if (writing) {
 		finish_write(fs, in);
-		mc_inode_table_lock(fs->itab);
-		mc_inode_remove_locked(fs->itab, in);
-		mc_inode_table_unlock(fs->itab);
-		mc_inode_free(in);
 		return;
 	}
 	mc_ns_unpin(fs->ns, ino);
@@ -1589,6 +1722,13 @@ int mc_fs_new(struct mc_fs **fsp, struct mc_ns *ns, struct mc_pool *pool,
 	pthread_mutex_init(&fs->evict_lock, NULL);
 	pthread_mutex_init(&fs->inval_lock, NULL);
 	pthread_cond_init(&fs->inval_cond, NULL);
+	pthread_mutex_init(&fs->keep_lock, NULL);
+	pthread_cond_init(&fs->keep_cond, NULL);
+	if (fs->params.resident &&
+	    mc_pool_kind(pool) == MC_POOL_DIR) {
+		mc_log(MC_LOG_INFO, "pool: a plain directory has no reserve: --resident is ignored");
+		fs->params.resident = false;
+	}
 	*fsp = fs;
 	return 0;
 out_free:
@@ -1610,11 +1750,24 @@ static void stop_inval_thread(struct mc_fs *fs)
 	fs->inval_running = false;
 }
 
+static void stop_keeper(struct mc_fs *fs)
+{
+	if (!fs->keeper_running)
+		return;
+	pthread_mutex_lock(&fs->keep_lock);
+	fs->keep_stop = true;
+	pthread_cond_signal(&fs->keep_cond);
+	pthread_mutex_unlock(&fs->keep_lock);
+	pthread_join(fs->keeper, NULL);
+	fs->keeper_running = false;
+}
+
 void mc_fs_free(struct mc_fs *fs)
 {
 	if (!fs)
 		return;
 	stop_inval_thread(fs);
+	stop_keeper(fs);
 	if (fs->se) {
 		fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
@@ -1624,6 +1777,8 @@ void mc_fs_free(struct mc_fs *fs)
 	pthread_mutex_destroy(&fs->evict_lock);
 	pthread_mutex_destroy(&fs->inval_lock);
 	pthread_cond_destroy(&fs->inval_cond);
+	pthread_mutex_destroy(&fs->keep_lock);
+	pthread_cond_destroy(&fs->keep_cond);
 	free(fs->inval_ring);
 	free(fs->hostname);
 	free(fs->mountpoint);
@@ -1806,6 +1961,14 @@ int mc_fs_run(struct mc_fs *fs)
 		return -r;
 	}
 	fs->inval_running = true;
+	if (fs->params.resident) {
+		r = pthread_create(&fs->keeper, NULL, keeper_main, fs);
+		if (r != 0)
+			mc_log_errno(MC_LOG_WARNING, -r,
+				     "pool: cannot start the reserve keeper: writes may fault in cold memory");
+		else
+			fs->keeper_running = true;
+	}
 	lc = fuse_loop_cfg_create();
 	if (!lc) {
 		r = -ENOMEM;
@@ -1820,6 +1983,7 @@ int mc_fs_run(struct mc_fs *fs)
 		r = 0;	/* a signal ended the loop */
 out:
 	stop_inval_thread(fs);
+	stop_keeper(fs);
 	fuse_remove_signal_handlers(fs->se);
 	fuse_session_unmount(fs->se);
 	return r;

@@ -23,6 +23,7 @@ struct mc_fs_params {
 	enum mc_passthrough_mode passthrough;
 	unsigned threads;		/* FUSE worker threads */
 	const char *hostname;		/* shown in user.mooncake.location */
+	bool resident;			/* hold free pool memory in the reserve */
 };
 
 /*

@@ -54,6 +54,15 @@ struct mc_fs {
 	bool inval_stop;			/* protected by inval_lock */
 	pthread_t inval_thread;
 	bool inval_running;
+
+	/* the resident reserve (see reserve_* in fs.c) */
+	atomic_uint_fast64_t lent;	/* memory promised to writes in flight */
+	pthread_mutex_t keep_lock;
+	pthread_cond_t keep_cond;
+	bool keep_stop;			/* protected by keep_lock */
+	bool keep_kicked;		/* protected by keep_lock */
+	pthread_t keeper;
+	bool keeper_running;
 };
 
 /* Render the status file into a new buffer: 0 or -ENOMEM. */

@@ -186,6 +186,27 @@ struct mc_inode *mc_inode_take_idle_locked(struct mc_inode_table *tab)
 	return list;
 }
 
+static void unlist_write(struct mc_inode *in)
+{
+	if (!in->wprevp)
+		return;
+	*in->wprevp = in->wnext;
+	if (in->wnext)
+		in->wnext->wprevp = in->wprevp;
+	in->wprevp = NULL;
+	in->wnext = NULL;
+}
+
+void mc_inode_end_write_locked(struct mc_inode_table *tab, struct mc_inode *in)
+{
+	unlist_write(in);
+	free(in->name);
+	in->name = NULL;
+	in->state = MC_INODE_OPEN;
+	in->flushed = false;
+	pthread_cond_broadcast(&tab->cond);
+}
+
 void mc_inode_remove_locked(struct mc_inode_table *tab, struct mc_inode *in)
 {
 	struct mc_inode **pp = &tab->buckets[in->ino % BUCKETS];
@@ -196,13 +217,7 @@ void mc_inode_remove_locked(struct mc_inode_table *tab, struct mc_inode *in)
 	if (*pp)
 		*pp = in->next;
 	in->next = NULL;
-	if (in->wprevp) {
-		*in->wprevp = in->wnext;
-		if (in->wnext)
-			in->wnext->wprevp = in->wprevp;
-		in->wprevp = NULL;
-		in->wnext = NULL;
-	}
+	unlist_write(in);
 	pthread_cond_broadcast(&tab->cond);
 }
 

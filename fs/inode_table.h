@@ -35,6 +35,7 @@ struct mc_inode {
 	bool flushed;		/* a close came: the writer is finishing */
 	int error;		/* -errno that dooms the write, 0 if fine */
 	uint64_t replaces;	/* O_TRUNC rewrite of this committed ino */
+	uint64_t lent;		/* reserve memory lent to this write */
 	struct mc_inode *next;	/* hash chain, protected by table lock */
 	struct mc_inode *wnext;	/* list of writes, protected by table lock */
 	struct mc_inode **wprevp;
@@ -89,6 +90,12 @@ void mc_inode_unidle_locked(struct mc_inode_table *tab, struct mc_inode *in);
  * for the caller to close and free (shutdown).
  */
 struct mc_inode *mc_inode_take_idle_locked(struct mc_inode_table *tab);
+
+/*
+ * A write became a committed page: off the list of writes (waiting lookups
+ * are woken), name dropped, state MC_INODE_OPEN.
+ */
+void mc_inode_end_write_locked(struct mc_inode_table *tab, struct mc_inode *in);
 
 /* Unlink from the table and wake waiters; the caller frees it. */
 void mc_inode_remove_locked(struct mc_inode_table *tab, struct mc_inode *in);

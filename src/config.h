@@ -29,6 +29,7 @@ struct mc_config {
 	uint64_t global_segment_size;	/* pool bytes, MOONCAKE_GLOBAL_SEGMENT_SIZE */
 	uint64_t local_buffer_size;	/* MOONCAKE_LOCAL_BUFFER_SIZE */
 	bool use_hugepage;		/* MC_STORE_USE_HUGEPAGE */
+	bool resident;			/* --resident: keep free pool memory allocated */
 	uint64_t hugepage_size;		/* MC_STORE_HUGEPAGE_SIZE, 2 MiB */
 	char *state_dir;		/* --state-dir: pool mount, db, lock */
 	char *db_path;			/* --db: default <state_dir>/namespace.db */

@@ -74,6 +74,17 @@ bool mc_pool_has_page(struct mc_pool *pool, uint64_t id);
 /* Fill *out from the mount: capacity, used, allocation unit.  0 or -errno. */
 int mc_pool_usage(struct mc_pool *pool, struct mc_pool_usage *out);
 
+/*
+ * The reserve: free pool memory held resident in one file so that writes
+ * never fault in memory the kernel has given away.  Resize it to `bytes`
+ * (rounded down to 2 MiB): shrinking frees memory at once, growing
+ * allocates it (and takes time: call it off the request path).  0, -errno
+ * (-ENOSPC when the pool has no room), -ENOTSUP for MC_POOL_DIR.  Usage
+ * reports exclude the reserve.  Thread-safe.
+ */
+int mc_pool_reserve_resize(struct mc_pool *pool, uint64_t bytes);
+uint64_t mc_pool_reserve_size(struct mc_pool *pool);
+
 /* Write "<dir>/pages/<16 hex>" into buf; returns buf. */
 const char *mc_pool_page_path(const struct mc_pool *pool, uint64_t id,
 			      char *buf, size_t len);

@@ -1,6 +1,7 @@
 /* size.c - byte sizes as operators write them */
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ int mc_size_parse(const char *s, uint64_t *out)
 {
 	unsigned long long n;
 	const char *unit;
+	bool range;
 	size_t ulen;
 	char *end;
 	int shift;
@@ -50,8 +52,8 @@ int mc_size_parse(const char *s, uint64_t *out)
 		return -EINVAL;
 	errno = 0;
 	n = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
+	/* judged after the unit: text that is not a size is -EINVAL */
+	range = errno == ERANGE;
 	unit = skip_blanks(end);
 	ulen = 0;
 	while (isalpha((unsigned char)unit[ulen]))
@@ -61,7 +63,7 @@ int mc_size_parse(const char *s, uint64_t *out)
 	shift = unit_shift(unit, ulen);
 	if (shift < 0)
 		return -EINVAL;
-	if (shift > 0 && n > (UINT64_MAX >> shift))
+	if (range || (shift > 0 && n > (UINT64_MAX >> shift)))
 		return -ERANGE;
 	*out = (uint64_t)n << shift;
 	return 0;
