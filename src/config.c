@@ -1016,11 +1016,12 @@ static int apply_derived(struct mc_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-/* --help and --version answer without a mountpoint or a readable config */
+/*
+ * --help and --version answer without a mountpoint or a readable config.
+ * The last of "--help" and "--no-help" wins, as for every flag.
+ */
 static bool cli_wants_info(struct mc_config *cfg, const struct mc_cli *cli)
 {
-	bool info = false;
-
 	for (size_t i = 0; i < cli->n; i++) {
 		const struct mc_tunable *t = cli->args[i].t;
 		size_t off = t->offset;
@@ -1028,11 +1029,9 @@ static bool cli_wants_info(struct mc_config *cfg, const struct mc_cli *cli)
 		if (off != offsetof(struct mc_config, help) &&
 		    off != offsetof(struct mc_config, version))
 			continue;
-		if (set_value(cfg, t, cli->args[i].value) == 0 &&
-		    *(bool *)field_of(cfg, t))
-			info = true;
+		(void)set_value(cfg, t, cli->args[i].value);
 	}
-	return info;
+	return cfg->help || cfg->version;
 }
 
 int mc_config_load(struct mc_config **outp, int argc, char **argv,

@@ -29,7 +29,9 @@
  * Exit status: 0 success, 1 a failed call, a short read or write, wrong
  * content or a missing page, 2 bad usage.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -704,13 +706,13 @@ static void round_run(struct bench *b, struct bench_round *rd)
 }
 
 /* prints a JSON number, or null for a value that was not measured */
-static void json_num(const char *key, double v, const char *fmt)
+static void json_num(const char *key, double v, int decimals)
 {
 	printf(",\"%s\":", key);
 	if (isnan(v))
 		fputs("null", stdout);
 	else
-		printf(fmt, v);
+		printf("%.*f", decimals, v);
 }
 
 static void json_key(char *key, size_t len, const char *step, const char *what)
@@ -750,24 +752,24 @@ static void round_print_json(const struct bench_round *rd,
 		printf(",\"%s\":%zu", key, s.n);
 		if (rd->step[k].has_bytes) {
 			json_key(key, sizeof(key), step_names[k], "gbps");
-			json_num(key, s.gbps, "%.3f");
+			json_num(key, s.gbps, 3);
 		}
 		json_key(key, sizeof(key), step_names[k], "ops");
-		json_num(key, s.ops_per_s, "%.0f");
+		json_num(key, s.ops_per_s, 0);
 		json_key(key, sizeof(key), step_names[k], "p50_us");
-		json_num(key, s.p50_us, "%.1f");
+		json_num(key, s.p50_us, 1);
 		json_key(key, sizeof(key), step_names[k], "p99_us");
-		json_num(key, s.p99_us, "%.1f");
+		json_num(key, s.p99_us, 1);
 	}
 	puts("}");
 }
 
-static void print_cell(double v, const char *fmt)
+static void print_cell(double v, int decimals)
 {
 	if (isnan(v))
 		printf(" %10s", "-");
 	else
-		printf(fmt, v);
+		printf(" %10.*f", decimals, v);
 }
 
 static void round_print_text(const struct bench_round *rd,
@@ -786,10 +788,10 @@ static void round_print_text(const struct bench_round *rd,
 			continue;
 		s = lat_summarize(&rd->step[k]);
 		printf("  %-13s %8zu", step_names[k], s.n);
-		print_cell(s.gbps, " %10.2f");
-		print_cell(s.ops_per_s, " %10.0f");
-		print_cell(s.p50_us, " %10.1f");
-		print_cell(s.p99_us, " %10.1f");
+		print_cell(s.gbps, 2);
+		print_cell(s.ops_per_s, 0);
+		print_cell(s.p50_us, 1);
+		print_cell(s.p99_us, 1);
 		putchar('\n');
 	}
 }

@@ -20,6 +20,12 @@
 #	                        the write and read after --settle-ms
 #	stat miss p50        <= 60 us
 #
+# Writes on this VM depend on what memory did just before (research/
+# fuse-memory-io.md): pages freed and reused within a second are fast, memory
+# left idle is slow to touch again.  In this order the native huge tmpfs
+# reuses the huge pages mooncakefs has just freed, and mooncakefs follows
+# /dev/shm; a pool that keeps its memory resident does not care.
+#
 # Everything it made (daemon, FUSE mount, the pool tmpfs at STATE/pool, the
 # native tmpfs, the directories) is removed on exit, Ctrl-C included.
 #
@@ -153,6 +159,7 @@ is_mounted() {
 WORK=
 SHM=
 DAEMON_PID=
+BENCH_PID=
 CLEANUP_RC=0
 
 # shellcheck disable=SC2317 # called from the trap
@@ -186,6 +193,10 @@ cleanup() {
 	local rc=$? mp
 	set +e
 	trap - EXIT INT TERM HUP
+	if [ -n "$BENCH_PID" ]; then
+		kill -TERM "$BENCH_PID" 2>/dev/null
+		wait "$BENCH_PID" 2>/dev/null
+	fi
 	stop_daemon
 	if [ -n "$WORK" ]; then
 		if is_mounted "$WORK/mnt" fuse.mooncake; then
@@ -231,7 +242,7 @@ mount -t tmpfs -o "huge=always,size=$((ROUND_BYTES + ROUND_BYTES / 4 + (64 << 20
 daemon_args=(--foreground --state-dir "$STATE" --global-segment-size "$SEGMENT_BYTES")
 [ -n "$PASSTHROUGH" ] && daemon_args+=(--passthrough "$PASSTHROUGH")
 [ -n "$LOG_LEVEL" ] && daemon_args+=(--log-level "$LOG_LEVEL")
-"$MC_DAEMON" "${daemon_args[@]}" "$MNT" </dev/null 2>"$LOG" &
+"$MC_DAEMON" "${daemon_args[@]}" "$MNT" </dev/null >"$LOG" 2>&1 &
 DAEMON_PID=$!
 for i in $(seq 300); do
 	if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
@@ -257,14 +268,19 @@ status_value() {
 TARGETS=(mooncakefs huge-tmpfs dev-shm)
 declare -A DIR_OF=([mooncakefs]=$DATA [huge-tmpfs]=$HUGE [dev-shm]=$SHM)
 
-# bench TARGET SEED [extra args]: one round on TARGET; JSON on stdout.
-# Run in $(...) its failure is the caller's to pass on.
+# bench TARGET SEED OUT [extra args]: one round on TARGET, its JSON line
+# into OUT.  It runs in the background and is waited for, so that a signal
+# to this script is handled at once (the trap stops it).
 bench() {
-	local t=$1 seed=$2 dir=${DIR_OF[$1]} out rc
-	shift 2
-	out=$("$MC_BENCH" --dir "$dir" --pages "$PAGES" --page-size "$PAGE_BYTES" \
-		--misses "$MISSES" --seed "$seed" --label "$t" --json "$@" 2>"$WORK/bench.err")
+	local t=$1 seed=$2 out=$3 dir=${DIR_OF[$1]} rc
+	shift 3
+	"$MC_BENCH" --dir "$dir" --pages "$PAGES" --page-size "$PAGE_BYTES" \
+		--misses "$MISSES" --seed "$seed" --label "$t" --json "$@" \
+		>"$out" 2>"$WORK/bench.err" &
+	BENCH_PID=$!
+	wait "$BENCH_PID"
 	rc=$?
+	BENCH_PID=
 	# belt and braces: a round leaves nothing behind, whatever happened
 	find "$dir" -mindepth 1 -delete 2>/dev/null
 	if [ $rc -ne 0 ]; then
@@ -273,7 +289,6 @@ bench() {
 		[ "$t" = mooncakefs ] && tail -n 20 "$LOG" >&2
 		die "mc-bench-pages failed on $t (exit $rc)"
 	fi
-	printf '%s\n' "$out"
 }
 
 # field JSON KEY: one number from mc-bench-pages' flat JSON line
@@ -284,12 +299,13 @@ field() {
 note "$PAGES pages x $PAGE_BYTES bytes, $ROUNDS rounds, settle $SETTLE_MS ms, pool $SEGMENT_BYTES bytes"
 note "warm-up (one discarded round per target)"
 for t in "${TARGETS[@]}"; do
-	bench "$t" 999 --settle-ms 0 >/dev/null
+	bench "$t" 999 /dev/null --settle-ms 0
 done
 : >"$RESULTS"
 for r in $(seq "$ROUNDS"); do
 	for t in "${TARGETS[@]}"; do
-		line=$(bench "$t" "$r" --settle-ms "$SETTLE_MS") || exit
+		bench "$t" "$r" "$WORK/round.json" --settle-ms "$SETTLE_MS"
+		line=$(cat "$WORK/round.json")
 		printf '%s\n' "$line" >>"$RESULTS"
 		note "$(printf 'round %d %-10s  write %6s GB/s  first-read %6s / %6s GB/s  steady %6s GB/s  stat-miss p50 %5s us' \
 			"$r" "$t" "$(field "$line" write_gbps)" "$(field "$line" read_now_gbps)" \

@@ -99,6 +99,7 @@ mounts_below() {
 
 WORK=
 DAEMON_PID=
+BENCH_PID=
 STOP_S=
 
 # stop_daemon: SIGTERM and wait (a minute: it may have a million pages to
@@ -134,6 +135,10 @@ cleanup() {
 	local rc=$? mp
 	set +e
 	trap - EXIT INT TERM HUP
+	if [ -n "$BENCH_PID" ]; then
+		kill -TERM "$BENCH_PID" 2>/dev/null
+		wait "$BENCH_PID" 2>/dev/null
+	fi
 	stop_daemon || { [ "$rc" -eq 0 ] && rc=99; }
 	if [ -n "$WORK" ]; then
 		for mp in $(mounts_below "$WORK"); do
@@ -163,7 +168,7 @@ mkdir -p "$MNT" "$STATE" || die "cannot make directories under $WORK"
 
 daemon_args=(--foreground --state-dir "$STATE" --global-segment-size "$SEGMENT")
 [ -n "$PASSTHROUGH" ] && daemon_args+=(--passthrough "$PASSTHROUGH")
-"$MC_DAEMON" "${daemon_args[@]}" "$MNT" </dev/null 2>"$LOG" &
+"$MC_DAEMON" "${daemon_args[@]}" "$MNT" </dev/null >"$LOG" 2>&1 &
 DAEMON_PID=$!
 for i in $(seq 300); do
 	if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
@@ -190,31 +195,37 @@ daemon_alive() {
 	die "mooncaked is no longer running"
 }
 
-# bench PHASE [args]: one mc-bench-pages phase on DIR, its JSON on stdout;
-# run in $(...), so the caller passes its exit status on
+# bench PHASE OUT [args]: one mc-bench-pages phase on DIR, its JSON into
+# OUT.  It runs in the background and is waited for, so that a signal to
+# this script is handled at once (the trap stops it).
 bench() {
-	local phase=$1 out
-	shift
-	out=$("$MC_BENCH" --dir "$DIR" --pages "$N" --page-size "$PAGE_SIZE" --phase "$phase" \
-		--keep --json "$@") || {
-		daemon_alive
-		[ "$phase" = stat-hit ] && exit 1
-		die "mc-bench-pages --phase $phase failed"
-	}
-	printf '%s\n' "$out"
+	local phase=$1 out=$2 rc
+	shift 2
+	"$MC_BENCH" --dir "$DIR" --pages "$N" --page-size "$PAGE_SIZE" --phase "$phase" \
+		--keep --json "$@" >"$out" &
+	BENCH_PID=$!
+	wait "$BENCH_PID"
+	rc=$?
+	BENCH_PID=
+	[ $rc -eq 0 ] && return 0
+	daemon_alive
+	[ "$phase" = stat-hit ] && exit 1
+	die "mc-bench-pages --phase $phase failed (exit $rc)"
 }
 
 RSS0=$(proc_kb VmRSS)
 
 note "creating $N pages of $PAGE_SIZE bytes in $DIR"
 t0=$(now)
-create=$(bench create-empty) || exit
+bench create-empty "$WORK/create.json"
+create=$(cat "$WORK/create.json")
 CREATE_S=$(elapsed "$t0" "$(now)")
 daemon_alive
 RSS1=$(proc_kb VmRSS)
 
 note "stat of $SAMPLE pages drawn at random"
-hit=$(bench stat-hit --sample "$SAMPLE") || exit
+bench stat-hit "$WORK/hit.json" --sample "$SAMPLE"
+hit=$(cat "$WORK/hit.json")
 
 note "ls -f | wc -l"
 t0=$(now)
@@ -233,31 +244,31 @@ ERRS=$(grep -c '\[err\]' "$LOG")
 stop_daemon || die "mooncaked did not stop cleanly (log: tail above)"
 
 mb() { awk -v k="$1" 'BEGIN { if (k == "") print "-"; else printf "%.1f MiB", k / 1024 }'; }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f /s", s > 0 ? n / s : 0 }'; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f /s", (s > 0 ? n / s : 0) }'; }
 
 echo
 printf 'scale: %d pages of %d bytes in one directory (mooncakefs, passthrough %s)\n\n' \
 	"$N" "$PAGE_SIZE" "${PASSTHROUGH:-default}"
 {
-	printf 'create: wall time|%s s\n' "$CREATE_S"
-	printf 'create: rate, wall|%s\n' "$(rate "$N" "$CREATE_S")"
-	printf 'create: rate, timed calls|%s /s\n' "$(field "$create" create_ops)"
-	printf 'create: p50 / p99|%s / %s us\n' "$(field "$create" create_p50_us)" \
+	printf 'create: wall time\t%s s\n' "$CREATE_S"
+	printf 'create: rate, wall\t%s\n' "$(rate "$N" "$CREATE_S")"
+	printf 'create: rate, timed calls\t%s /s\n' "$(field "$create" create_ops)"
+	printf 'create: p50 / p99\t%s / %s us\n' "$(field "$create" create_p50_us)" \
 		"$(field "$create" create_p99_us)"
-	printf 'stat hit (%s random): p50 / p99|%s / %s us\n' "$(field "$hit" stat_hit_n)" \
+	printf 'stat hit (%s random): p50 / p99\t%s / %s us\n' "$(field "$hit" stat_hit_n)" \
 		"$(field "$hit" stat_hit_p50_us)" "$(field "$hit" stat_hit_p99_us)"
-	printf 'ls -f | wc -l: time|%s s\n' "$LS_S"
-	printf 'ls -f | wc -l: lines|%s (%s of them . and ..)\n' "$LS_LINES" "$LS_DOTS"
-	printf 'daemon VmRSS: at start|%s\n' "$(mb "$RSS0")"
-	printf 'daemon VmRSS: after creates|%s\n' "$(mb "$RSS1")"
-	printf 'daemon VmRSS: after stat and ls|%s\n' "$(mb "$RSS2")"
-	printf 'daemon VmHWM (peak)|%s\n' "$(mb "$HWM")"
-	printf 'sqlite db (namespace.db*)|%s\n' "$(awk -v b="${DB_BYTES:-0}" 'BEGIN { printf "%.1f MiB", b / 1048576 }')"
-	printf 'pool tmpfs inodes used|%s\n' "${POOL_INODES:--}"
-	printf '.mooncake/status pages|%s\n' "${STATUS_PAGES:--}"
-	printf 'daemon stop (SIGTERM to exit)|%s s\n' "$STOP_S"
-	printf 'daemon [err] log lines|%s\n' "$ERRS"
-} | awk -F'|' '{ printf "  %-36s %s\n", $1, $2 }'
+	printf 'ls -f | wc -l: time\t%s s\n' "$LS_S"
+	printf 'ls -f | wc -l: lines\t%s (%s of them . and ..)\n' "$LS_LINES" "$LS_DOTS"
+	printf 'daemon VmRSS: at start\t%s\n' "$(mb "$RSS0")"
+	printf 'daemon VmRSS: after creates\t%s\n' "$(mb "$RSS1")"
+	printf 'daemon VmRSS: after stat and ls\t%s\n' "$(mb "$RSS2")"
+	printf 'daemon VmHWM (peak)\t%s\n' "$(mb "$HWM")"
+	printf 'sqlite db (namespace.db*)\t%s\n' "$(awk -v b="${DB_BYTES:-0}" 'BEGIN { printf "%.1f MiB", b / 1048576 }')"
+	printf 'pool tmpfs inodes used\t%s\n' "${POOL_INODES:--}"
+	printf '.mooncake/status pages\t%s\n' "${STATUS_PAGES:--}"
+	printf 'daemon stop (SIGTERM to exit)\t%s s\n' "$STOP_S"
+	printf 'daemon [err] log lines\t%s\n' "$ERRS"
+} | awk -F'\t' '{ printf "  %-36s %s\n", $1, $2 }'
 
 rc=0
 if [ $((LS_LINES - LS_DOTS)) -ne "$N" ]; then

@@ -15,7 +15,7 @@
 # What a test gets:
 #	$MC_TEST_DIR	private directory (mktemp under $TMPDIR or /tmp)
 #	$MNT $STATE	mount point and state directory inside it
-#	$MC_LOG		the daemon's stderr (every start appends to it)
+#	$MC_LOG		the daemon's output (every start appends to it)
 #	$MC_PYTHON	a python3 with numpy; $SFB the SGLang backend replay
 #	mc_start [args]	start mooncaked in the foreground, wait for the mount
 #	mc_stop		SIGTERM, wait, check the mount went away
@@ -29,6 +29,9 @@
 #	mc_done		scan the log and exit 0
 #
 # Exit status: 0 pass, 1 fail, 77 skip (missing capability), 99 hard error.
+# MC_KEEP=1 keeps the private directory (with the daemon log) afterwards;
+# MC_TEST_TRACE=1 traces the test with set -x; MC_TEST_LOG_LEVEL=debug
+# passes --log-level to every daemon the test starts.
 
 MC_BUILDDIR=${MC_BUILDDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 MC_SRCDIR=${MC_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -60,6 +63,15 @@ mc__mount_ids() {
 	' /proc/self/mountinfo
 }
 
+# The file system type of the topmost mount at path $1 (empty if none).
+mc__top_fstype() {
+	awk -v mp="$1" '
+		{ for (i = 7; $i != "-"; i++) ; }
+		$5 == mp { ty = $(i + 1) }
+		END { print ty }
+	' /proc/self/mountinfo
+}
+
 mc_is_mounted() { [ -n "$(mc__mount_ids "$1" "${2:-}")" ]; }
 
 # Lazy-unmount every mount at or below $1, deepest first.
@@ -78,8 +90,12 @@ if [ -z "${MC_TEST_INNER:-}" ]; then
 	MC_TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mc-$MC_TEST_NAME.XXXXXX") ||
 		hard_error "cannot make a temporary directory"
 	export MC_TEST_DIR
+	# interrupted, the outer still cleans up (timeout passes the signal on)
+	interrupted=
+	trap 'interrupted=1' INT TERM HUP
 	MC_TEST_INNER=1 timeout -k 10 "$MC_TEST_TIMEOUT" bash "$0" "$@"
 	rc=$?
+	[ -z "$interrupted" ] || rc=1
 	case $rc in
 	124 | 137)
 		printf '%s: FAIL: timed out after %s s (hang?)\n' \
@@ -95,13 +111,13 @@ if [ -z "${MC_TEST_INNER:-}" ]; then
 	for f in "$MC_TEST_DIR"/daemon.pid.*; do
 		[ -f "$f" ] || continue
 		pid=$(cat "$f")
-		if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
+		if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" |
 			grep -qF "$MC_TEST_DIR/"; then
 			kill -9 "$pid" 2>/dev/null
 		fi
 	done
 	mc__umount_below "$MC_TEST_DIR"
-	if [ -n "$(awk -v d="$MC_TEST_DIR" 'index($5, d) == 1' \
+	if [ -n "$(awk -v d="$MC_TEST_DIR" '$5 == d || index($5, d "/") == 1' \
 		/proc/self/mountinfo)" ]; then
 		printf '%s: ERROR: mounts left under %s\n' "$MC_TEST_NAME" \
 			"$MC_TEST_DIR" >&2
@@ -116,6 +132,11 @@ fi
 
 # --- the inner process: the test ------------------------------------------
 
+if [ -n "${MC_TEST_TRACE:-}" ]; then	# MC_TEST_TRACE=1 make check ...
+	PS4='+ ${EPOCHREALTIME} '
+	set -x
+fi
+
 MNT=$MC_TEST_DIR/mnt
 STATE=$MC_TEST_DIR/state
 MC_LOG=$MC_TEST_DIR/daemon.log
@@ -128,6 +149,11 @@ mkdir -p "$MNT" "$STATE" || hard_error "cannot make $MNT and $STATE"
 mc__cleanup() {
 	local rc=$?
 	set +e
+	if [ -n "$MC_PID" ] && ! kill -0 "$MC_PID" 2>/dev/null; then
+		wait "$MC_PID"
+		note "mooncaked died during the test (exit status $?)"
+		MC_PID=
+	fi
 	if [ -n "$MC_PID" ] && kill -0 "$MC_PID" 2>/dev/null; then
 		kill -TERM "$MC_PID" 2>/dev/null
 		for _ in $(seq 50); do
@@ -138,7 +164,10 @@ mc__cleanup() {
 	fi
 	# helpers a test left running in the background
 	local j
-	for j in $(jobs -p); do kill -9 "$j" 2>/dev/null; done
+	for j in $(jobs -p); do
+		kill -9 "$j" 2>/dev/null
+		{ wait "$j"; } 2>/dev/null
+	done
 	mc__umount_below "$MNT"
 	mc__umount_below "$STATE"
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -s "$MC_LOG" ]; then
@@ -166,6 +195,12 @@ mc_require_root_fuse() {
 	grep -qw fuse /proc/filesystems || skip "the kernel has no fuse"
 }
 
+# Every errno check runs a small python.
+mc_require_python() {
+	"$MC_PYTHON" -c 'import errno, json, os' 2>/dev/null ||
+		skip "no python3 at $MC_PYTHON (set MC_PYTHON)"
+}
+
 # numpy is needed by the SGLang replay; fall back to the system python when
 # the configured one lacks it (pyenv shims often do).
 mc_require_numpy() {
@@ -184,17 +219,16 @@ sfb() { "$MC_PYTHON" "$SFB" "$@"; }
 # --- the daemon -------------------------------------------------------------
 
 # mc_start [daemon args...]: start mooncaked on $MNT with $STATE and wait
-# until a new fuse.mooncake mount is at $MNT (a stale one from a killed
-# daemon does not count).  Fails with the log tail if the daemon dies or
-# the mount does not show within 10 s.
+# until it serves: the topmost mount at $MNT is fuse.mooncake and answers
+# statfs (a stale mount from a killed daemon answers ENOTCONN; its mount
+# ID may be reused by the new mount, so IDs prove nothing).  Fails with the
+# log tail if the daemon dies or does not serve within 10 s.
 mc_start() {
-	local before id
-	before=$(mc__mount_ids "$MNT" fuse.mooncake | tr '\n' ' ')
 	MC_STARTS=$((MC_STARTS + 1))
 	echo "=== $MC_TEST_NAME: start $MC_STARTS: $*" >>"$MC_LOG"
 	"$MC_DAEMON" --foreground --state-dir "$STATE" \
 		${MC_TEST_LOG_LEVEL:+--log-level "$MC_TEST_LOG_LEVEL"} \
-		"$@" "$MNT" 2>>"$MC_LOG" </dev/null &
+		"$@" "$MNT" >>"$MC_LOG" 2>&1 </dev/null &
 	MC_PID=$!
 	echo "$MC_PID" >"$MC_TEST_DIR/daemon.pid.$MC_STARTS"
 	for _ in $(seq 100); do
@@ -205,15 +239,13 @@ mc_start() {
 			MC_PID=
 			fail "mooncaked did not start"
 		fi
-		for id in $(mc__mount_ids "$MNT" fuse.mooncake); do
-			case " $before " in
-			*" $id "*) ;;
-			*) return 0 ;;
-			esac
-		done
+		if [ "$(mc__top_fstype "$MNT")" = fuse.mooncake ] &&
+			timeout 5 stat -f "$MNT" >/dev/null 2>&1; then
+			return 0
+		fi
 		sleep 0.1
 	done
-	note "no fuse.mooncake mount at $MNT after 10 s:"
+	note "mooncaked is not serving $MNT after 10 s:"
 	tail -n 20 "$MC_LOG" >&2
 	fail "mooncaked did not mount"
 }
@@ -334,6 +366,12 @@ $errs"
 }
 
 mc_done() {
+	if [ -n "$MC_PID" ] && ! mc_daemon_alive; then
+		wait "$MC_PID"
+		local st=$?
+		MC_PID=
+		fail "mooncaked died during the test (exit status $st)"
+	fi
 	if mc_daemon_alive; then mc_stop; fi
 	mc_scan_log
 	note "PASS"

@@ -14,9 +14,10 @@ without SGLang or a GPU:
             rename era: the same into <final>.tmp.<pid>.<tid>.<uuidhex>, then
                         os.replace(tmp, final); the temp file is removed on
                         failure
-  get     open(O_RDONLY), fstat, ONE read() of st_size bytes into a
-          preallocated buffer; a short read is fatal (it kills SGLang's
-          prefetch thread), a missing page is a clean miss
+  get     open(O_RDONLY), fstat, ONE read() of the whole page into a
+          preallocated buffer; a read shorter than st_size or a page of
+          the wrong size is fatal (it kills SGLang's prefetch thread), a
+          missing page is a clean miss
   clear   listdir + unlink of every regular file
 
 Page names are <64-hex chained sha256>_<model>_<tp_rank>_<tp_size>.bin and

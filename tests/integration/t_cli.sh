@@ -9,7 +9,7 @@ MC_TEST_TIMEOUT=60
 . "${MC_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 mc_require_daemon
-mc_require_numpy	# only for python; json comes with it
+mc_require_python
 
 OUT=$MC_TEST_DIR/out
 ERR=$MC_TEST_DIR/err

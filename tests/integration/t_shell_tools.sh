@@ -11,6 +11,7 @@ MC_TEST_TIMEOUT=90
 . "${MC_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 mc_require_root_fuse
+mc_require_python
 
 MiB=1048576
 POOL=$((128 * MiB))
@@ -83,7 +84,7 @@ readonly_refused open_w "$MNT/.mooncake/status"
 # --- getfattr ---------------------------------------------------------------
 
 if command -v getfattr >/dev/null; then
-	getfattr -d -m user.mooncake "$D/page0.bin" >"$MC_TEST_DIR/xattr" ||
+	getfattr --absolute-names -d -m user.mooncake "$D/page0.bin" >"$MC_TEST_DIR/xattr" ||
 		fail "getfattr -d -m user.mooncake failed"
 	for attr in state location replicas; do
 		grep -q "^user\.mooncake\.$attr=" "$MC_TEST_DIR/xattr" ||

@@ -2,7 +2,10 @@
 # t_visibility: a page is invisible to everyone else until its writer's
 # LAST close, and complete the moment that close returns: no other process
 # ever sees a half-written page (the short read that kills SGLang's
-# prefetch thread), neither by stat, open nor readdir.
+# prefetch thread), neither by stat, open nor readdir.  A page replaced
+# (O_TRUNC rewrite, or temp file and rename) shows its old bytes until the
+# replacing close and its new ones after; its name never vanishes on the
+# way.  With FUSE passthrough and without.
 # ls is one of the tools under test here, so it is used on purpose:
 # shellcheck disable=SC2010,SC2012
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
@@ -11,10 +14,10 @@ MC_TEST_TIMEOUT=60
 . "${MC_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 mc_require_root_fuse
+mc_require_python
 
 MiB=1048576
 SRC=$MC_TEST_DIR/src.bin
-mc_random_file "$SRC" $((8 * MiB))
 
 # A writer that stops at named points and waits to be told to go on:
 #	writer.py SRC DST STEP...    STEP is one of
@@ -50,6 +53,78 @@ for step in steps:
             time.sleep(0.02)
 EOF
 
+# replace.py trunc|rename PATH N: replace PATH N times (O_TRUNC rewrite,
+# or SGLang's temp file + os.replace) while a second process stats it (and,
+# for rename, reads it) without pause.  Version i is 1 MiB of the byte i.
+cat >"$MC_TEST_DIR/replace.py" <<'EOF'
+import errno, multiprocessing as mp, os, sys
+how, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+SIZE = 1 << 20
+
+def write(fname, i):
+    fd = os.open(fname, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, bytes([i % 250 + 1]) * SIZE)
+    finally:
+        os.close(fd)
+
+def prober(stop, out):
+    c = dict(probes=0)
+    def bad(what, detail=None):
+        c[what] = c.get(what, 0) + 1
+        if detail is not None and len(c.setdefault(what + "_seen", [])) < 5:
+            c[what + "_seen"].append(detail)
+    while not stop.is_set():
+        c["probes"] += 1
+        try:
+            size = os.stat(path).st_size
+            if size != SIZE:
+                bad("stat_wrong_size", size)
+        except OSError as e:
+            bad("stat_" + errno.errorcode.get(e.errno, str(e.errno)))
+        if how != "rename":
+            continue  # an O_TRUNC open of a page being read is ETXTBSY
+        try:
+            with open(path, "rb", buffering=0) as f:
+                size = os.fstat(f.fileno()).st_size
+                b = f.read(SIZE + 1)
+            if len(b) != SIZE or size != SIZE or b.count(b[:1]) != SIZE:
+                bad("torn_read", "st_size %d, read %d bytes, %d distinct"
+                    % (size, len(b), len(set(b))))
+        except OSError as e:
+            bad("open_" + errno.errorcode.get(e.errno, str(e.errno)))
+    out.put(c)
+
+write(path, 0)
+stop, q = mp.Event(), mp.Queue()
+p = mp.Process(target=prober, args=(stop, q))
+p.start()
+errors = []
+try:
+    for i in range(1, n + 1):
+        try:
+            if how == "trunc":
+                write(path, i)
+            else:
+                tmp = "%s.tmp.%d.%d" % (path, os.getpid(), i)
+                write(tmp, i)
+                os.replace(tmp, path)
+        except OSError as e:
+            errors.append("%d: %s" % (i, errno.errorcode.get(e.errno, e.errno)))
+finally:
+    stop.set()
+c = q.get(timeout=30)
+p.join()
+try:
+    with open(path, "rb") as f:
+        if f.read() != bytes([n % 250 + 1]) * SIZE:
+            errors.append("the last version reads back wrong")
+except OSError as e:
+    errors.append("after the last replacement: %s" % e)
+print("%s: %d replacements, writer errors %s, prober %s" % (how, n, errors[:5], c))
+sys.exit(0 if not errors and list(c) == ["probes"] else 1)
+EOF
+
 # writer STEPS...: start the writer on $F in the background
 writer() {
 	rm -f "$MC_TEST_DIR"/at.* "$MC_TEST_DIR"/go.*
@@ -66,7 +141,8 @@ invisible() {
 	expect_errno ENOENT stat "$F"
 	expect_errno ENOENT open_r "$F"
 	ls "$MNT/pages" | grep -qxF "$(basename "$F")" && fail "$1: ls lists the unfinished page"
-	find "$MNT/pages" -type f | grep -q . && fail "$1: find lists the unfinished page"
+	[ -z "$(find "$MNT/pages" -name "$(basename "$F")")" ] ||
+		fail "$1: find lists the unfinished page"
 	return 0
 }
 
@@ -78,51 +154,66 @@ complete() {
 	ls "$MNT/pages" | grep -qxF "$(basename "$F")" || fail "$1: ls does not list the page"
 }
 
-mc_start --global-segment-size 64MiB
-mkdir "$MNT/pages" || fail "mkdir pages"
+for mode in auto off; do
+	mc_start --global-segment-size 64MiB --passthrough $mode
+	mkdir "$MNT/pages" || fail "mkdir pages"
+	mc_random_file "$SRC" $((8 * MiB))
 
-# --- one fd: invisible while half written, complete after close -------------
+	# --- one fd: invisible while half written, complete after close ---------
 
-F=$MNT/pages/one.bin
-expect_errno ENOENT stat "$F"	# primes the kernel's negative cache, if any
-writer open! half! rest! close
-at open
-invisible "after open"
-go open
-at half
-invisible "after half the page"
-go half
-at rest
-invisible "after the whole page, before close"
-go rest
-wait $WPID || fail "the writer failed"
-complete "one fd"
+	F=$MNT/pages/one.bin
+	expect_errno ENOENT stat "$F"	# primes the kernel's negative cache, if any
+	writer open! half! rest! close
+	at open
+	invisible "$mode: after open"
+	go open
+	at half
+	invisible "$mode: after half the page"
+	go half
+	at rest
+	invisible "$mode: after the whole page, before close"
+	go rest
+	wait $WPID || fail "$mode: the writer failed"
+	complete "$mode: one fd"
 
-# --- the dup'ed fd (numpy's tofile): the first close does not commit -------
+	# --- the dup'ed fd (numpy's tofile): the first close does not commit ---
 
-F=$MNT/pages/dup.bin
-writer open dup half rest close!
-at close
-invisible "after the first of two closes"
-go close
-wait $WPID || fail "the writer failed"
-complete "dup'ed fd"
-[ "$(find "$MNT/pages" -name dup.bin | wc -l)" = 1 ] || fail "the dup'ed page shows up twice"
+	F=$MNT/pages/dup.bin
+	writer open dup half rest close!
+	at close
+	invisible "$mode: after the first of two closes"
+	go close
+	wait $WPID || fail "$mode: the writer failed"
+	complete "$mode: dup'ed fd"
+	[ "$(find "$MNT/pages" -name dup.bin | wc -l)" = 1 ] || fail "$mode: the dup'ed page shows up twice"
 
-# --- replacing a committed page: readers see the old bytes until close ----
+	# --- replacing a committed page: readers see the old bytes until close
 
-F=$MNT/pages/one.bin
-cp "$MC_TEST_DIR/src.bin" "$MC_TEST_DIR/old.bin"
-mc_random_file "$SRC" $((8 * MiB))	# new content for the writer
-writer open! half! rest close
-at open
-cmp "$MC_TEST_DIR/old.bin" "$F" || fail "O_TRUNC on a committed page truncated it before close"
-go open
-at half
-cmp "$MC_TEST_DIR/old.bin" "$F" || fail "a reader saw a page being replaced change before close"
-[ "$(stat -c %s "$F")" = $((8 * MiB)) ] || fail "the page being replaced changed size"
-go half
-wait $WPID || fail "the replacing writer failed"
-complete "replaced page"
+	F=$MNT/pages/one.bin
+	cp "$MC_TEST_DIR/src.bin" "$MC_TEST_DIR/old.bin"
+	mc_random_file "$SRC" $((8 * MiB))	# new content for the writer
+	writer open! half! rest close
+	at open
+	cmp "$MC_TEST_DIR/old.bin" "$F" || fail "$mode: O_TRUNC on a committed page truncated it before close"
+	go open
+	at half
+	cmp "$MC_TEST_DIR/old.bin" "$F" || fail "$mode: a reader saw a page being replaced change before close"
+	[ "$(stat -c %s "$F")" = $((8 * MiB)) ] || fail "$mode: the page being replaced changed size"
+	go half
+	wait $WPID || fail "$mode: the replacing writer failed"
+	complete "$mode: replaced page"
+
+	# --- replaced again and again while another process looks: the name
+	# never vanishes, a reader never sees a torn or short page
+
+	for how in trunc rename; do
+		"$MC_PYTHON" "$MC_TEST_DIR/replace.py" "$how" "$MNT/pages/hot.bin" 200 \
+			>"$MC_TEST_DIR/replace.out" 2>&1 ||
+			fail "$mode: replacing a page ($how) under a prober: $(cat "$MC_TEST_DIR/replace.out")"
+	done
+
+	rm -rf "$MNT/pages" || fail "rm -rf pages"
+	mc_stop
+done
 
 mc_done

@@ -383,6 +383,16 @@ START_TEST(help_and_version_need_no_mountpoint_or_config_file)
 }
 END_TEST
 
+/* issue found by fuzz_config: --help --no-help skipped the mountpoint check */
+START_TEST(no_help_after_help_still_needs_a_mountpoint)
+{
+	load_fails(ARGV("--help", "--no-help"), NOENV,
+		   "usage: mooncaked [options] MOUNTPOINT", NULL);
+	load_fails(ARGV("-V", "--version=false"), NOENV,
+		   "usage: mooncaked [options] MOUNTPOINT", NULL);
+}
+END_TEST
+
 START_TEST(a_missing_mountpoint_prints_the_usage)
 {
 	load_fails(ARGV("--foreground"), NOENV, "MOUNTPOINT",
@@ -668,6 +678,7 @@ static Suite *config_suite(void)
 	tcase_add_checked_fixture(errors, fx_setup, fx_teardown);
 	tcase_add_test(errors,
 		       a_relative_mountpoint_that_does_not_exist_is_an_error);
+	tcase_add_test(errors, no_help_after_help_still_needs_a_mountpoint);
 	tcase_add_test(errors, a_missing_mountpoint_prints_the_usage);
 	tcase_add_test(errors, a_second_positional_argument_is_an_error);
 	tcase_add_test(errors, unknown_flags_are_named_with_a_pointer_to_help);

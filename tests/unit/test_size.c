@@ -78,6 +78,8 @@ START_TEST(text_that_is_not_a_size_is_einval)
 	check_refused("4xb", -EINVAL);
 	check_refused("4gbb", -EINVAL);
 	check_refused("4gib5", -EINVAL);
+	/* found by fuzz_size: garbage after an overflowing number is -EINVAL */
+	check_refused("99999999999999999999999xyz", -EINVAL);
 	check_refused("4 4", -EINVAL);
 	check_refused("4bb", -EINVAL);
 }
