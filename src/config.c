@@ -298,6 +298,13 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	/*
+	 * Messages quote what the user typed; a control character in it must
+	 * not forge a second line in a log or a terminal.
+	 */
+	for (char *p = err; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 }
 
 /* A heap string from a format: 0 or -ENOMEM; asprintf without _GNU_SOURCE */
@@ -862,7 +869,7 @@ static int apply_json(struct mc_config *cfg, const char *path, char *err,
 {
 	json_object *root = NULL;
 	char *text = NULL;
-	char where[512];
+	char where[512], shown[128];
 	int r;
 
 	r = read_file(path, &text, err, errlen);
@@ -879,7 +886,7 @@ static int apply_json(struct mc_config *cfg, const char *path, char *err,
 			/* Mooncake configs carry keys for services we replace */
 			mc_log(MC_LOG_WARNING,
 			       "config file '%s': ignoring unknown key '%s': mooncaked does not use it",
-			       path, key);
+			       path, mc_log_escape(key, shown, sizeof(shown)));
 			continue;
 		}
 		/* null is how JSON writes "not set": keep the default */
