@@ -64,6 +64,9 @@ struct mc_handle {
 	struct mc_inode *inode;	/* HANDLE_PAGE */
 	bool passthrough;	/* the kernel does the I/O */
 	bool writer;
+	bool undecided;		/* opened for writing a committed page: a
+				 * truncate to 0 makes it a rewrite, a write
+				 * before that is refused */
 	char *text;		/* HANDLE_STATUS snapshot */
 	size_t text_len;
 };
@@ -212,6 +215,7 @@ static void queue_inval(struct mc_fs *fs, uint64_t parent, const char *name)
 
 static void release_inode_files(struct mc_fs *fs, struct mc_inode *in);
 static void keeper_kick(struct mc_fs *fs);
+static int begin_rewrite(struct mc_fs *fs, struct mc_handle *h);
 
 /* A page left the namespace: free its memory; open files keep their bytes. */
 static void drop_page(struct mc_fs *fs, const struct mc_ns_dropped *d)
@@ -466,8 +470,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct mc_fs *fs = userdata;
 
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
-		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/*
+	 * No atomic O_TRUNC: with it the kernel zeroes the cached size of a
+	 * page the moment a rewrite opens it, and everyone stat'ing the page
+	 * sees 0 until the commit.  Without it the truncate arrives as a
+	 * SETATTR on the new handle, which we answer with the old size.
+	 */
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
@@ -500,7 +509,6 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct mc_fs *fs = fs_from_req(req);
 	struct mc_ns_attr a;
 	uint64_t deadline;
-	bool waited = false;
 	int r;
 
 	if (parent == MC_NS_ROOT_INO && strcmp(name, MC_FS_CTL_NAME) == 0) {
@@ -517,28 +525,23 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		}
 		return;
 	}
-again:
+	/*
+	 * A writer that has closed its file may not have committed yet:
+	 * RELEASE is queued after close(2) returns.  Wait for it, whether the
+	 * name is new or a page being replaced, so that "close, then open or
+	 * stat from anywhere" always sees the new page.
+	 */
+	deadline = now_ns(CLOCK_MONOTONIC) + COMMIT_WAIT_NS;
+	mc_inode_table_lock(fs->itab);
+	while (mc_inode_find_closing_locked(fs->itab, parent, name)) {
+		if (mc_inode_wait_locked(fs->itab, deadline) == -ETIMEDOUT)
+			break;
+	}
+	mc_inode_table_unlock(fs->itab);
 	r = mc_ns_lookup(fs->ns, parent, name, &a);
 	if (r == 0) {
 		reply_entry(req, &a, fs->params.entry_timeout_s);
 		return;
-	}
-	if (r == -ENOENT && !waited) {
-		/*
-		 * A writer that has closed its file may not have committed yet:
-		 * RELEASE is queued after close(2) returns.  Wait for it so that
-		 * "close, then stat from anywhere" always sees the page.
-		 */
-		deadline = now_ns(CLOCK_MONOTONIC) + COMMIT_WAIT_NS;
-		mc_inode_table_lock(fs->itab);
-		while (mc_inode_find_closing_locked(fs->itab, parent, name)) {
-			waited = true;
-			if (mc_inode_wait_locked(fs->itab, deadline) == -ETIMEDOUT)
-				break;
-		}
-		mc_inode_table_unlock(fs->itab);
-		if (waited)
-			goto again;
 	}
 	if (r == -ENOENT) {
 		atomic_fetch_add(&fs->counters.misses, 1);
@@ -571,6 +574,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int r;
 
 	r = get_attr(fs, ino, &a);
+	if (r == -ENOENT && ino >= MC_NS_FIRST_INO)
+		r = -ESTALE;	/* replaced under a cached name: look it up again */
 	if (r < 0) {
 		reply_err(req, r);
 		return;
@@ -594,6 +599,37 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (is_virtual(ino)) {
 		reply_err(req, -EPERM);
 		return;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		/*
+		 * The kernel sends open(O_TRUNC)'s truncate without the file
+		 * handle, so find the handle that opened the page to write.
+		 */
+		struct mc_handle *rw = NULL;
+
+		if (fi && fi->fh && handle_of(fi)->kind == HANDLE_PAGE &&
+		    handle_of(fi)->undecided) {
+			rw = handle_of(fi);
+		} else {
+			mc_inode_table_lock(fs->itab);
+			in = mc_inode_find_locked(fs->itab, ino);
+			if (in && in->state == MC_INODE_OPEN)
+				rw = in->rewriter;
+			mc_inode_table_unlock(fs->itab);
+			in = NULL;
+		}
+		if (rw) {
+			/* others see the committed size until the commit */
+			a = rw->inode->attr;
+			r = attr->st_size == 0 ? begin_rewrite(fs, rw) : -EPERM;
+			if (r < 0) {
+				reply_err(req, r);
+				return;
+			}
+			fill_stat(&a, &st);
+			fuse_reply_attr(req, &st, 0);
+			return;
+		}
 	}
 	if (fi && fi->fh && handle_of(fi)->kind == HANDLE_PAGE)
 		in = handle_of(fi)->inode;
@@ -941,56 +977,6 @@ static void open_status(fuse_req_t req, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-/*
- * An O_TRUNC open of a committed page: write a new page that replaces it at
- * the last close.  The new page gets an inode of its own; this handle is
- * served by the daemon because the old inode may still have a passthrough
- * backing file in the kernel (one per inode at a time).
- */
-static void open_rewrite(fuse_req_t req, const struct mc_ns_attr *a,
-			 struct fuse_file_info *fi)
-{
-	struct mc_fs *fs = fs_from_req(req);
-	char name[MC_NAME_MAX + 1];
-	struct mc_inode *in;
-	struct mc_handle *h;
-	uint64_t parent;
-	bool busy;
-	int r;
-
-	mc_inode_table_lock(fs->itab);
-	in = mc_inode_find_locked(fs->itab, a->ino);
-	busy = in && in->nopen > 0;
-	mc_inode_table_unlock(fs->itab);
-	if (busy) {
-		reply_err(req, -ETXTBSY);
-		return;
-	}
-	r = mc_ns_name_of(fs->ns, a->ino, &parent, name, sizeof(name));
-	if (r == 0)
-		r = start_write(fs, parent, name, a->mode, a->uid, a->gid,
-				a->ino, &in);
-	if (r < 0) {
-		reply_err(req, r == -ENOENT ? -ESTALE : r);
-		return;
-	}
-	h = handle_new(HANDLE_PAGE, in);
-	if (!h) {
-		mc_inode_table_lock(fs->itab);
-		mc_inode_remove_locked(fs->itab, in);
-		mc_inode_table_unlock(fs->itab);
-		release_inode_files(fs, in);
-		mc_pool_discard(fs->pool, in->attr.page_id);
-		mc_inode_free(in);
-		reply_err(req, -ENOMEM);
-		return;
-	}
-	h->writer = true;
-	fi->direct_io = 1;
-	fi->fh = (uintptr_t)h;
-	fuse_reply_open(req, fi);
-}
-
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mc_fs *fs = fs_from_req(req);
@@ -998,7 +984,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct mc_ns_attr a;
 	struct mc_inode *in;
 	struct mc_handle *h;
-	bool first = false;
+	bool first = false, busy, undecided = false;
 	uint64_t now;
 	int r, fd;
 
@@ -1046,11 +1032,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (acc != O_RDONLY) {
-		if (fi->flags & O_TRUNC)
-			open_rewrite(req, &a, fi);
-		else
-			reply_err(req, -EPERM);	/* written once; see O_TRUNC */
-		return;
+		/* written once: only a rewrite (truncate to 0) may follow */
+		if (fi->flags & O_APPEND) {
+			reply_err(req, -EPERM);
+			return;
+		}
+		mc_inode_table_lock(fs->itab);
+		in = mc_inode_find_locked(fs->itab, ino);
+		busy = in && in->nopen > 0;
+		mc_inode_table_unlock(fs->itab);
+		if (busy) {
+			/* the kernel allows one backing file per inode */
+			reply_err(req, -ETXTBSY);
+			return;
+		}
+		undecided = true;
 	}
 
 	h = handle_new(HANDLE_PAGE, NULL);
@@ -1091,11 +1087,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		try_backing(fs, in);	/* a rewrite's page has none yet */
 	}
 	h->inode = in;
-	h->passthrough = in->backing_id > 0;
+	h->passthrough = in->backing_id > 0 && !undecided;
+	h->undecided = undecided;
+	h->writer = undecided;
+	if (undecided)
+		in->rewriter = h;
 	mc_inode_table_unlock(fs->itab);
 
 	if (first)
 		mc_ns_pin(fs->ns, ino);
+	if (undecided) {
+		fi->direct_io = 1;
+		fi->fh = (uintptr_t)h;
+		fuse_reply_open(req, fi);
+		return;
+	}
 	/*
 	 * The first open after the commit always counts; after that the LRU
 	 * clock needs no finer grain than a second, and skipping the store
@@ -1148,6 +1154,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	ssize_t n;
 	int r;
 
+	if (h->kind == HANDLE_PAGE && h->undecided) {
+		reply_err(req, -EPERM);	/* a committed page; see O_TRUNC */
+		return;
+	}
 	if (h->kind != HANDLE_PAGE || !h->writer ||
 	    in->state != MC_INODE_WRITING) {
 		reply_err(req, -EBADF);
@@ -1210,8 +1220,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (h->writer)
 		r = in->error;
-	in->flushed = true;
-	rewrite = in->replaces != 0 && r == 0;
+	rewrite = in->replaces != 0 && r == 0 && !in->flushed;
 	if (rewrite)
 		snprintf(name, sizeof(name), "%s", in->name);
 	parent = in->attr.parent;
@@ -1219,11 +1228,16 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/*
 	 * A rewrite replaces a name other processes may hold in their dentry
 	 * cache, pointing at the old inode.  Drop it now, while close(2) still
-	 * waits for us: their next lookup then waits for this commit.
+	 * waits for us, and only then mark the write closing (lookups of a
+	 * closing write's name wait for its commit): a lookup waiting on us
+	 * would hold the directory lock this invalidation needs.
 	 */
 	if (rewrite)
 		fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
 						 strlen(name));
+	mc_inode_table_lock(fs->itab);
+	in->flushed = true;
+	mc_inode_table_unlock(fs->itab);
 	reply_err(req, r);
 }
 
@@ -1329,8 +1343,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, 0);
 		return;
 	}
-	free(h);
 	mc_inode_table_lock(fs->itab);
+	if (in->rewriter == h)
+		in->rewriter = NULL;
+	free(h);
 	last = --in->nopen == 0;
 	writing = in->state == MC_INODE_WRITING;
 	if (last && writing) {
@@ -1360,6 +1376,68 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		release_inode_files(fs, old);
 		mc_inode_free(old);
 	}
+}
+
+/* Drop one open of a committed page (its handle became something else). */
+static void put_committed(struct mc_fs *fs, struct mc_inode *in)
+{
+	struct mc_inode *old = NULL;
+	uint64_t ino = in->ino;
+	bool last;
+
+	mc_inode_table_lock(fs->itab);
+	last = --in->nopen == 0;
+	if (last && !in->dead) {
+		old = mc_inode_idle_locked(fs->itab, in, IDLE_MAX);
+		in = NULL;
+	} else if (last) {
+		mc_inode_remove_locked(fs->itab, in);
+	} else {
+		in = NULL;
+	}
+	mc_inode_table_unlock(fs->itab);
+	if (!last)
+		return;
+	mc_ns_unpin(fs->ns, ino);
+	if (in) {
+		release_inode_files(fs, in);
+		mc_inode_free(in);
+	}
+	if (old) {
+		release_inode_files(fs, old);
+		mc_inode_free(old);
+	}
+}
+
+/*
+ * open(O_TRUNC) of a committed page reaches us as an open for writing and
+ * then this truncate to 0 on its handle: from here the handle writes a new
+ * page that replaces the old one at the last close.  The new page gets an
+ * inode of its own; the handle is served by the daemon because the old
+ * inode may have a passthrough backing file (one per inode at a time).
+ */
+static int begin_rewrite(struct mc_fs *fs, struct mc_handle *h)
+{
+	struct mc_inode *old = h->inode, *in;
+	char name[MC_NAME_MAX + 1];
+	uint64_t parent;
+	int r;
+
+	r = mc_ns_name_of(fs->ns, old->ino, &parent, name, sizeof(name));
+	if (r == 0)
+		r = start_write(fs, parent, name, old->attr.mode,
+				old->attr.uid, old->attr.gid, old->ino, &in);
+	if (r < 0)
+		return r == -ENOENT ? -ESTALE : r;
+	mc_inode_table_lock(fs->itab);
+	if (old->rewriter == h)
+		old->rewriter = NULL;
+	mc_inode_table_unlock(fs->itab);
+	h->inode = in;
+	h->undecided = false;
+	h->passthrough = false;
+	put_committed(fs, old);
+	return 0;
 }
 
 /* ---- directories ------------------------------------------------------- */

@@ -36,6 +36,8 @@ struct mc_inode {
 	int error;		/* -errno that dooms the write, 0 if fine */
 	uint64_t replaces;	/* O_TRUNC rewrite of this committed ino */
 	uint64_t lent;		/* reserve memory lent to this write */
+	/* committed pages only: the one handle opened to rewrite it */
+	void *rewriter;
 	struct mc_inode *next;	/* hash chain, protected by table lock */
 	struct mc_inode *wnext;	/* list of writes, protected by table lock */
 	struct mc_inode **wprevp;

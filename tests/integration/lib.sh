@@ -307,6 +307,12 @@ def write_file(path, size, flags):
             left -= os.write(fd, chunk[:min(left, len(chunk))])
     finally:
         os.close(fd)
+def write_without_trunc(path, flags):
+    fd = os.open(path, flags)
+    try:
+        os.write(fd, b"x")
+    finally:
+        os.close(fd)
 ops = {
     "stat": lambda: os.stat(a[0]),
     "lstat": lambda: os.lstat(a[0]),
@@ -315,6 +321,8 @@ ops = {
     "open_wronly": lambda: os.close(os.open(a[0], os.O_WRONLY)),
     "open_rdwr": lambda: os.close(os.open(a[0], os.O_RDWR)),
     "open_append": lambda: os.close(os.open(a[0], os.O_WRONLY | os.O_APPEND)),
+    "write_rdwr": lambda: write_without_trunc(a[0], os.O_RDWR),
+    "write_wronly": lambda: write_without_trunc(a[0], os.O_WRONLY),
     "write_file": lambda: write_file(a[0], a[1], W),
     "mkdir": lambda: os.mkdir(a[0]),
     "rmdir": lambda: os.rmdir(a[0]),
