@@ -263,10 +263,15 @@ static void on_evicted(void *ctx, const struct mc_ns_dropped *d)
 
 /* ---- the resident reserve ------------------------------------------------ */
 
-/* Memory lent to each write: twice the largest page seen, at least 64 MiB. */
-#define LEND_MIN (64ull << 20)
+/* Memory lent to each write: twice the largest page seen, at least 4 MiB. */
+#define LEND_MIN (4ull << 20)
 /* The keeper grows the reserve in steps this big, so lenders wait little. */
 #define KEEP_CHUNK (8ull << 20)
+/*
+ * ... and only once it is this far below its target: small pages must not
+ * make it zero memory for every create.
+ */
+#define KEEP_SLACK (64ull << 20)
 
 /*
  * The reserve may hold what is left below the high watermark once pages
@@ -330,12 +335,16 @@ static void *keeper_main(void *arg)
 	struct mc_fs *fs = arg;
 	struct timespec ts;
 	uint64_t cur, target;
-	bool stop = false;
+	bool stop = false, filling = false;
 
 	while (!stop) {
 		target = reserve_target(fs);
 		cur = mc_pool_reserve_size(fs->pool);
-		if (cur + KEEP_CHUNK <= target) {
+		if (cur + KEEP_SLACK <= target)
+			filling = true;
+		if (filling && cur + KEEP_CHUNK > target)
+			filling = false;
+		if (filling) {
 			if (mc_pool_reserve_resize(fs->pool, cur + KEEP_CHUNK) == 0) {
 				pthread_mutex_lock(&fs->keep_lock);
 				stop = fs->keep_stop;

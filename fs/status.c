@@ -51,6 +51,9 @@ int mc_status_render(struct mc_fs *fs, char **bufp, size_t *lenp)
 	fprintf(f, "passthrough: %s\n", mc_fs_passthrough_active(fs) ? "yes" : "no");
 	fprintf(f, "capacity_bytes: %llu\n", (unsigned long long)u.capacity);
 	fprintf(f, "used_bytes: %llu\n", (unsigned long long)u.used);
+	fprintf(f, "reserve_bytes: %llu\n",
+		(unsigned long long)(fs->params.resident ?
+					     mc_pool_reserve_size(fs->pool) : 0));
 	fprintf(f, "used_ratio: %.4f\n",
 		u.capacity ? (double)u.used / (double)u.capacity : 0.0);
 	fprintf(f, "high_watermark_ratio: %.4f\n", fs->params.high_watermark);

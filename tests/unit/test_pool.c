@@ -335,6 +335,47 @@ START_TEST(usage_reports_capacity_and_grows_in_huge_pages)
 }
 END_TEST
 
+START_TEST(the_reserve_holds_memory_without_counting_as_use)
+{
+	struct mc_pool_usage u0, u1;
+	struct mc_pool *pool;
+	char dir[PATH_MAX];
+	bool adopted;
+	int fd;
+
+	if (!have_root(__func__))
+		return;
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, MC_POOL_HUGE,
+				      &adopted),
+			 0);
+	ck_assert_int_eq(mc_pool_usage(pool, &u0), 0);
+	ck_assert_int_eq(mc_pool_reserve_resize(pool, 9 * MiB), 0);
+	/* rounded down to whole huge pages */
+	ck_assert_uint_eq(mc_pool_reserve_size(pool), 8 * MiB);
+	ck_assert_int_eq(mc_pool_usage(pool, &u1), 0);
+	ck_assert_uint_eq(u1.used, u0.used);
+
+	/* the reserve is real memory: 8 MiB of pages no longer fit... */
+	fd = mc_pool_create(pool, 1);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_lt(fallocate(fd, 0, 0, 10 * MiB), 0);
+	ck_assert_int_eq(errno, ENOSPC);
+	/* ...until the reserve lends it */
+	ck_assert_int_eq(mc_pool_reserve_resize(pool, 2 * MiB), 0);
+	ck_assert_int_eq(fallocate(fd, 0, 0, 10 * MiB), 0);
+	close(fd);
+	/* and it survives a reopen with the mount */
+	mc_pool_close(pool);
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, MC_POOL_HUGE,
+				      &adopted),
+			 0);
+	ck_assert(adopted);
+	ck_assert_uint_eq(mc_pool_reserve_size(pool), 2 * MiB);
+	mc_pool_close(pool);
+}
+END_TEST
+
 START_TEST(writing_past_capacity_fails_with_enospc)
 {
 	static char chunk[MiB];
@@ -600,6 +641,8 @@ static Suite *pool_suite(void)
 		 free_of_an_open_page_keeps_the_readers_bytes);
 	add_case(s, "usage reports capacity and grows in 2 MiB pages",
 		 usage_reports_capacity_and_grows_in_huge_pages);
+	add_case(s, "the reserve holds memory without counting as use",
+		 the_reserve_holds_memory_without_counting_as_use);
 	add_case(s, "writing past the capacity fails with ENOSPC",
 		 writing_past_capacity_fails_with_enospc);
 	add_case(s, "discard and free of a missing page succeed",
