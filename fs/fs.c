@@ -71,6 +71,11 @@ struct mc_handle {
 	size_t text_len;
 };
 
+static void release_inode_files(struct mc_fs *fs, struct mc_inode *in);
+static void keeper_kick(struct mc_fs *fs);
+static void reap_graves(struct mc_fs *fs, uint64_t before_ns);
+static int begin_rewrite(struct mc_fs *fs, struct mc_handle *h);
+
 static struct mc_fs *fs_from_req(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
@@ -177,10 +182,26 @@ static void *inval_main(void *arg)
 	struct mc_fs *fs = arg;
 	struct mc_fs_inval item;
 
+	struct timespec ts;
+
 	pthread_mutex_lock(&fs->inval_lock);
 	for (;;) {
-		while (fs->inval_head == fs->inval_tail && !fs->inval_stop)
-			pthread_cond_wait(&fs->inval_cond, &fs->inval_lock);
+		while (fs->inval_head == fs->inval_tail && !fs->inval_stop) {
+			/* wake twice a second to free pages whose grace ended */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 500000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (pthread_cond_timedwait(&fs->inval_cond, &fs->inval_lock,
+						   &ts) == ETIMEDOUT) {
+				pthread_mutex_unlock(&fs->inval_lock);
+				reap_graves(fs, now_ns(CLOCK_MONOTONIC) -
+							MC_FS_GRAVE_NS);
+				pthread_mutex_lock(&fs->inval_lock);
+			}
+		}
 		if (fs->inval_head == fs->inval_tail)
 			break;
 		item = fs->inval_ring[fs->inval_tail % MC_FS_INVAL_RING];
@@ -213,15 +234,84 @@ static void queue_inval(struct mc_fs *fs, uint64_t parent, const char *name)
 
 /* ---- dropping pages ---------------------------------------------------- */
 
-static void release_inode_files(struct mc_fs *fs, struct mc_inode *in);
-static void keeper_kick(struct mc_fs *fs);
-static int begin_rewrite(struct mc_fs *fs, struct mc_handle *h);
 
-/* A page left the namespace: free its memory; open files keep their bytes. */
-static void drop_page(struct mc_fs *fs, const struct mc_ns_dropped *d)
+/* ---- graves: replaced pages linger a second (see MC_FS_GRAVE_NS) ------ */
+
+static void free_page_now(struct mc_fs *fs, uint64_t page_id, const char *name)
+{
+	int r = mc_pool_free(fs->pool, page_id);
+
+	keeper_kick(fs);
+	if (r < 0)
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot free page %016llx of '%s': its memory stays used until restart",
+			     (unsigned long long)page_id, name);
+}
+
+/* Free the pages buried before `before_ns` (all of them with UINT64_MAX). */
+static void reap_graves(struct mc_fs *fs, uint64_t before_ns)
+{
+	struct mc_fs_grave g;
+
+	for (;;) {
+		pthread_mutex_lock(&fs->grave_lock);
+		if (fs->grave_tail == fs->grave_head ||
+		    fs->graves[fs->grave_tail % MC_FS_GRAVES].buried_ns >= before_ns) {
+			pthread_mutex_unlock(&fs->grave_lock);
+			return;
+		}
+		g = fs->graves[fs->grave_tail % MC_FS_GRAVES];
+		fs->graves[fs->grave_tail % MC_FS_GRAVES].attr.ino = 0;
+		fs->grave_tail++;
+		pthread_mutex_unlock(&fs->grave_lock);
+		free_page_now(fs, g.attr.page_id, "(replaced)");
+	}
+}
+
+static void bury(struct mc_fs *fs, const struct mc_ns_attr *a)
+{
+	struct mc_fs_grave old = { 0 };
+
+	pthread_mutex_lock(&fs->grave_lock);
+	if (fs->grave_head - fs->grave_tail == MC_FS_GRAVES) {
+		old = fs->graves[fs->grave_tail % MC_FS_GRAVES];
+		fs->grave_tail++;
+	}
+	fs->graves[fs->grave_head % MC_FS_GRAVES].attr = *a;
+	fs->graves[fs->grave_head % MC_FS_GRAVES].buried_ns =
+		now_ns(CLOCK_MONOTONIC);
+	fs->grave_head++;
+	pthread_mutex_unlock(&fs->grave_lock);
+	if (old.attr.ino)
+		free_page_now(fs, old.attr.page_id, "(replaced)");
+}
+
+/* The attributes of a page replaced a moment ago: 0 or -ENOENT. */
+static int find_grave(struct mc_fs *fs, uint64_t ino, struct mc_ns_attr *out)
+{
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&fs->grave_lock);
+	for (unsigned i = fs->grave_tail; i != fs->grave_head; i++) {
+		if (fs->graves[i % MC_FS_GRAVES].attr.ino == ino) {
+			*out = fs->graves[i % MC_FS_GRAVES].attr;
+			r = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fs->grave_lock);
+	return r;
+}
+
+/*
+ * A page left the namespace: free its memory (open files keep their
+ * bytes).  A replaced page lingers in a grave first; an evicted one is
+ * freed at once because its memory is wanted now.
+ */
+static void drop_page_as(struct mc_fs *fs, const struct mc_ns_dropped *d,
+			 bool linger)
 {
 	struct mc_inode *in;
-	int r;
 
 	if (d->ino == 0)
 		return;
@@ -244,19 +334,22 @@ static void drop_page(struct mc_fs *fs, const struct mc_ns_dropped *d)
 	}
 	if (d->page_id == 0)
 		return;
-	r = mc_pool_free(fs->pool, d->page_id);
-	keeper_kick(fs);
-	if (r < 0)
-		mc_log_errno(MC_LOG_ERR, r,
-			     "pool: cannot free page %016llx of '%s': its memory stays used until restart",
-			     (unsigned long long)d->page_id, d->name);
+	if (linger)
+		bury(fs, &d->attr);
+	else
+		free_page_now(fs, d->page_id, d->name);
+}
+
+static void drop_page(struct mc_fs *fs, const struct mc_ns_dropped *d)
+{
+	drop_page_as(fs, d, true);
 }
 
 static void on_evicted(void *ctx, const struct mc_ns_dropped *d)
 {
 	struct mc_fs *fs = ctx;
 
-	drop_page(fs, d);
+	drop_page_as(fs, d, false);
 	atomic_fetch_add(&fs->counters.evictions, 1);
 	queue_inval(fs, d->parent, d->name);
 }
@@ -378,6 +471,10 @@ static void make_room(struct mc_fs *fs, uint64_t want)
 
 	if (pthread_mutex_trylock(&fs->evict_lock) != 0)
 		return;
+	if (mc_pool_usage(fs->pool, &u) == 0 &&
+	    ((double)(u.used + want) > (double)u.capacity * fs->params.high_watermark ||
+	     u.used + want > u.capacity))
+		reap_graves(fs, UINT64_MAX);	/* memory is wanted now */
 	if (mc_pool_usage(fs->pool, &u) < 0 || u.capacity == 0)
 		goto out;
 	high = (double)u.capacity * fs->params.high_watermark;
@@ -583,7 +680,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int r;
 
 	r = get_attr(fs, ino, &a);
-	if (r == -ENOENT && ino >= MC_NS_FIRST_INO)
+	if (r == -ENOENT && ino >= MC_NS_FIRST_INO && find_grave(fs, ino, &a) == 0)
+		r = 0;		/* replaced a moment ago: the old page, still */
+	else if (r == -ENOENT && ino >= MC_NS_FIRST_INO)
 		r = -ESTALE;	/* replaced under a cached name: look it up again */
 	if (r < 0) {
 		reply_err(req, r);
@@ -993,7 +1092,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct mc_ns_attr a;
 	struct mc_inode *in;
 	struct mc_handle *h;
-	bool first = false, busy, undecided = false;
+	bool first = false, busy, undecided = false, grave = false;
 	uint64_t now;
 	int r, fd;
 
@@ -1029,6 +1128,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	mc_inode_table_unlock(fs->itab);
 
 	r = mc_ns_getattr(fs->ns, ino, &a);
+	if (r == -ENOENT && acc == O_RDONLY && find_grave(fs, ino, &a) == 0) {
+		grave = true;	/* replaced a moment ago: read the old page */
+		r = 0;
+	}
 	if (r == -ENOENT) {
 		/* replaced or evicted since the kernel cached it: look again */
 		reply_err(req, -ESTALE);
@@ -1067,6 +1170,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	in = mc_inode_find_locked(fs->itab, ino);
 	if (!in) {
 		fd = mc_pool_open_page(fs->pool, a.page_id, O_RDONLY);
+		if (fd == -ENOENT && mc_ns_getattr(fs->ns, ino, &a) == -ENOENT) {
+			/* replaced or evicted since the getattr above */
+			mc_inode_table_unlock(fs->itab);
+			free(h);
+			reply_err(req, -ESTALE);
+			return;
+		}
 		if (fd < 0) {
 			mc_inode_table_unlock(fs->itab);
 			free(h);
@@ -1088,6 +1198,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		in->state = MC_INODE_OPEN;
 		in->fd = fd;
 		in->attr = a;
+		in->dead = grave;
 		try_backing(fs, in);
 	}
 	if (in->nopen++ == 0) {
@@ -1320,8 +1431,18 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 	reserve_return(fs, in->lent);
 	in->lent = 0;
 	mc_inode_table_lock(fs->itab);
-	if (r == 0) {
+	/*
+	 * Readers may have opened the page while it was committing (it is in
+	 * the store before it leaves this table): then it is theirs, and the
+	 * last of them parks or frees it.
+	 */
+	if (r == 0 || in->nopen > 0)
 		mc_inode_end_write_locked(fs->itab, in);
+	if (r < 0 && in->nopen > 0)
+		in->dead = true;
+	if (in->nopen > 0) {
+		in = NULL;
+	} else if (r == 0) {
 		old = mc_inode_idle_locked(fs->itab, in, IDLE_MAX);
 		in = NULL;
 	} else {
@@ -1360,6 +1481,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	writing = in->state == MC_INODE_WRITING;
 	if (last && writing) {
 		in->state = MC_INODE_COMMITTING;
+	} else if (last && in->state == MC_INODE_COMMITTING) {
+		/* a reader that came during the commit: finish_write parks it */
+		in = NULL;
 	} else if (last && !in->dead) {
 		/* keep the backing file registered: hot pages reopen cheaply */
 		old = mc_inode_idle_locked(fs->itab, in, IDLE_MAX);
@@ -1811,6 +1935,7 @@ int mc_fs_new(struct mc_fs **fsp, struct mc_ns *ns, struct mc_pool *pool,
 	pthread_cond_init(&fs->inval_cond, NULL);
 	pthread_mutex_init(&fs->keep_lock, NULL);
 	pthread_cond_init(&fs->keep_cond, NULL);
+	pthread_mutex_init(&fs->grave_lock, NULL);
 	if (fs->params.resident &&
 	    mc_pool_kind(pool) == MC_POOL_DIR) {
 		mc_log(MC_LOG_INFO, "pool: a plain directory has no reserve: --resident is ignored");
@@ -1855,6 +1980,7 @@ void mc_fs_free(struct mc_fs *fs)
 		return;
 	stop_inval_thread(fs);
 	stop_keeper(fs);
+	reap_graves(fs, UINT64_MAX);
 	if (fs->se) {
 		fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
@@ -1866,6 +1992,7 @@ void mc_fs_free(struct mc_fs *fs)
 	pthread_cond_destroy(&fs->inval_cond);
 	pthread_mutex_destroy(&fs->keep_lock);
 	pthread_cond_destroy(&fs->keep_cond);
+	pthread_mutex_destroy(&fs->grave_lock);
 	free(fs->inval_ring);
 	free(fs->hostname);
 	free(fs->mountpoint);
@@ -2071,6 +2198,7 @@ int mc_fs_run(struct mc_fs *fs)
 out:
 	stop_inval_thread(fs);
 	stop_keeper(fs);
+	reap_graves(fs, UINT64_MAX);
 	fuse_remove_signal_handlers(fs->se);
 	fuse_session_unmount(fs->se);
 	return r;

@@ -156,6 +156,8 @@ struct mc_inode *mc_inode_idle_locked(struct mc_inode_table *tab,
 {
 	struct mc_inode *old;
 
+	if (in->idle || in->nopen > 0)
+		return NULL;	/* parked already, or in use: never twice */
 	in->idle = true;
 	in->idle_prev = tab->idle_tail;
 	in->idle_next = NULL;

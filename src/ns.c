@@ -360,6 +360,7 @@ static void ns_dropped_from(struct mc_ns_dropped *d, const struct mc_ns_attr *a,
 			    const char *name)
 {
 	d->ino = a->ino;
+	d->attr = *a;
 	d->parent = a->parent;
 	d->page_id = a->page_id;
 	d->size = a->size;

@@ -43,6 +43,7 @@ struct mc_ns_dropped {
 	uint64_t parent;
 	uint64_t page_id;	/* 0 for directories */
 	uint64_t size;
+	struct mc_ns_attr attr;	/* its attributes when it was dropped */
 	char name[256];
 };
 

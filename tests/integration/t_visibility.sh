@@ -9,7 +9,7 @@
 # ls is one of the tools under test here, so it is used on purpose:
 # shellcheck disable=SC2010,SC2012
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
-MC_TEST_TIMEOUT=60
+MC_TEST_TIMEOUT=120
 # shellcheck source=SCRIPTDIR/lib.sh
 . "${MC_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
@@ -148,8 +148,9 @@ invisible() {
 
 # complete: the full size and the exact bytes, at once
 complete() {
-	[ "$(stat -c %s "$F")" = $((8 * MiB)) ] ||
-		fail "$1: right after close the size is $(stat -c %s "$F" 2>&1)"
+	local size
+	size=$(stat -c %s "$F" 2>&1)
+	[ "$size" = $((8 * MiB)) ] || fail "$1: right after close, stat says: $size"
 	cmp "$SRC" "$F" || fail "$1: right after close the bytes differ"
 	ls "$MNT/pages" | grep -qxF "$(basename "$F")" || fail "$1: ls does not list the page"
 }
@@ -202,6 +203,37 @@ for mode in auto off; do
 	go half
 	wait $WPID || fail "$mode: the replacing writer failed"
 	complete "$mode: replaced page"
+
+	# --- read your own write: the writer reopens each page the moment its
+	# last close returns (the RELEASE that commits may still be queued)
+
+	"$MC_PYTHON" -c '
+import errno, os, sys
+d, n, size = sys.argv[1], 300, 1 << 20
+bad = []
+for i in range(n):
+    p = os.path.join(d, "own%03d.bin" % i)
+    data = bytes([i % 250 + 1]) * size
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd2 = os.dup(fd)
+    os.write(fd2, data)
+    os.close(fd2)
+    os.close(fd)
+    try:
+        r = os.open(p, os.O_RDONLY)
+        try:
+            got = os.pread(r, size + 1, 0)
+        finally:
+            os.close(r)
+        if got != data:
+            bad.append("%d: read %d bytes, wrong" % (i, len(got)))
+    except OSError as e:
+        bad.append("%d: %s" % (i, errno.errorcode.get(e.errno, e.errno)))
+    os.unlink(p)
+print("%d of %d pages did not read back: %s" % (len(bad), n, bad[:5]))
+sys.exit(1 if bad else 0)
+' "$MNT/pages" >"$MC_TEST_DIR/own.out" 2>&1 ||
+		fail "$mode: reading back pages right after writing them: $(cat "$MC_TEST_DIR/own.out")"
 
 	# --- replaced again and again while another process looks: the name
 	# never vanishes, a reader never sees a torn or short page
