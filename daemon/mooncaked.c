@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -114,6 +115,22 @@ static int lock_state_dir(const char *state_dir, const char *mountpoint,
 	return 0;
 }
 
+/*
+ * Every open page and every idle one holds a descriptor; the usual soft
+ * limit of 1024 would stall the daemon long before the hard limit.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		mc_log_errno(MC_LOG_WARNING, -errno,
+			     "daemon: cannot raise the open file limit: fewer pages stay open cheaply; raise LimitNOFILE");
+}
+
 static int check_protocol(const struct mc_config *cfg)
 {
 	char dev[64];
@@ -200,6 +217,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	check_protocol(cfg);
+	raise_fd_limit();
 
 	r = make_dirs(cfg->state_dir, 0700);
 	if (r < 0) {

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
@@ -67,6 +68,7 @@ struct mc_handle {
 	bool undecided;		/* opened for writing a committed page: a
 				 * truncate to 0 makes it a rewrite, a write
 				 * before that is refused */
+	pid_t pid;		/* the process that opened it */
 	char *text;		/* HANDLE_STATUS snapshot */
 	size_t text_len;
 };
@@ -75,6 +77,9 @@ static void release_inode_files(struct mc_fs *fs, struct mc_inode *in);
 static void keeper_kick(struct mc_fs *fs);
 static void reap_graves(struct mc_fs *fs, uint64_t before_ns);
 static int begin_rewrite(struct mc_fs *fs, struct mc_handle *h);
+static void reply_open_or_drop(fuse_req_t req, struct fuse_file_info *fi,
+			       uint64_t ino);
+static void release_handle(struct mc_fs *fs, struct mc_handle *h, uint64_t ino);
 
 static struct mc_fs *fs_from_req(fuse_req_t req)
 {
@@ -145,7 +150,7 @@ static int virtual_attr(uint64_t ino, struct mc_ns_attr *a)
 		a->parent = MC_FS_CTL_INO;
 		a->mode = S_IFREG | 0444;
 		a->nlink = 1;
-		a->size = 4096;	/* read with direct_io: tools read to EOF */
+		a->size = 0;	/* direct_io: tools read to EOF, never past a size */
 		return 0;
 	}
 	return -ENOENT;
@@ -202,7 +207,8 @@ static void *inval_main(void *arg)
 				pthread_mutex_lock(&fs->inval_lock);
 			}
 		}
-		if (fs->inval_head == fs->inval_tail)
+		/* stopping: the kernel is going away, drop what is queued */
+		if (fs->inval_stop || fs->inval_head == fs->inval_tail)
 			break;
 		item = fs->inval_ring[fs->inval_tail % MC_FS_INVAL_RING];
 		fs->inval_tail++;
@@ -403,10 +409,12 @@ static uint64_t reserve_lend(struct mc_fs *fs)
 		return 0;
 	if (want < LEND_MIN)
 		want = LEND_MIN;
+	pthread_mutex_lock(&fs->reserve_mutex);
 	atomic_fetch_add(&fs->lent, want);
 	target = reserve_target(fs);
 	if (mc_pool_reserve_size(fs->pool) > target)
 		mc_pool_reserve_resize(fs->pool, target);
+	pthread_mutex_unlock(&fs->reserve_mutex);
 	return want;
 }
 
@@ -428,22 +436,28 @@ static void *keeper_main(void *arg)
 	struct mc_fs *fs = arg;
 	struct timespec ts;
 	uint64_t cur, target;
-	bool stop = false, filling = false;
+	bool stop = false, filling = false, grown;
 
 	while (!stop) {
+		/*
+		 * Target and growth under reserve_mutex, which lenders take
+		 * too: growing from a stale size would take back a loan.
+		 */
+		pthread_mutex_lock(&fs->reserve_mutex);
 		target = reserve_target(fs);
 		cur = mc_pool_reserve_size(fs->pool);
 		if (cur + KEEP_SLACK <= target)
 			filling = true;
 		if (filling && cur + KEEP_CHUNK > target)
 			filling = false;
-		if (filling) {
-			if (mc_pool_reserve_resize(fs->pool, cur + KEEP_CHUNK) == 0) {
-				pthread_mutex_lock(&fs->keep_lock);
-				stop = fs->keep_stop;
-				pthread_mutex_unlock(&fs->keep_lock);
-				continue;
-			}
+		grown = filling &&
+			mc_pool_reserve_resize(fs->pool, cur + KEEP_CHUNK) == 0;
+		pthread_mutex_unlock(&fs->reserve_mutex);
+		if (grown) {
+			pthread_mutex_lock(&fs->keep_lock);
+			stop = fs->keep_stop;
+			pthread_mutex_unlock(&fs->keep_lock);
+			continue;
 		}
 		pthread_mutex_lock(&fs->keep_lock);
 		if (!fs->keep_stop && !fs->keep_kicked) {
@@ -463,35 +477,49 @@ static void *keeper_main(void *arg)
  * (or a page of the size last seen would not fit), evict down to
  * high - eviction_ratio.  Only one thread evicts at a time; others go on.
  */
+static void make_room_locked(struct mc_fs *fs, uint64_t want);
+
 static void make_room(struct mc_fs *fs, uint64_t want)
+{
+	if (pthread_mutex_trylock(&fs->evict_lock) != 0)
+		return;		/* someone is evicting: go on */
+	make_room_locked(fs, want);
+	pthread_mutex_unlock(&fs->evict_lock);
+}
+
+/* A write that hit a full pool waits for the eviction under way. */
+static void make_room_wait(struct mc_fs *fs, uint64_t want)
+{
+	pthread_mutex_lock(&fs->evict_lock);
+	make_room_locked(fs, want);
+	pthread_mutex_unlock(&fs->evict_lock);
+}
+
+static void make_room_locked(struct mc_fs *fs, uint64_t want)
 {
 	struct mc_pool_usage u;
 	double high, low;
 	uint64_t need;
 
-	if (pthread_mutex_trylock(&fs->evict_lock) != 0)
-		return;
 	if (mc_pool_usage(fs->pool, &u) == 0 &&
 	    ((double)(u.used + want) > (double)u.capacity * fs->params.high_watermark ||
 	     u.used + want > u.capacity))
 		reap_graves(fs, UINT64_MAX);	/* memory is wanted now */
 	if (mc_pool_usage(fs->pool, &u) < 0 || u.capacity == 0)
-		goto out;
+		return;
 	high = (double)u.capacity * fs->params.high_watermark;
 	low = (double)u.capacity *
 	      (fs->params.high_watermark - fs->params.eviction_ratio);
 	if (low < 0)
 		low = 0;
 	if ((double)(u.used + want) <= high && u.used + want <= u.capacity)
-		goto out;
+		return;
 	need = (uint64_t)((double)(u.used + want) - low);
 	if (u.used + want > u.capacity && u.used + want - u.capacity > need)
 		need = u.used + want - u.capacity;
 	if (mc_ns_evict(fs->ns, need, u.unit, on_evicted, fs) < 0)
 		mc_log_ratelimited(MC_LOG_ERR,
 				   "evict: the namespace store failed: writes may get ENOSPC until it recovers");
-out:
-	pthread_mutex_unlock(&fs->evict_lock);
 }
 
 /* ---- inode helpers ----------------------------------------------------- */
@@ -601,6 +629,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (fs->params.passthrough == MC_PASSTHROUGH_ON) {
 		mc_log(MC_LOG_ERR,
 		       "fuse: the kernel does not offer passthrough (Linux 6.9+ with CONFIG_FUSE_PASSTHROUGH): start with --passthrough auto or off");
+		fs->fatal = -ENOTSUP;
 		fuse_session_exit(fs->se);
 		return;
 	}
@@ -721,7 +750,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		} else {
 			mc_inode_table_lock(fs->itab);
 			in = mc_inode_find_locked(fs->itab, ino);
-			if (in && in->state == MC_INODE_OPEN)
+			/*
+			 * Only the opener's own truncate: it is still inside
+			 * open(2), so the handle cannot be released under us.
+			 */
+			if (in && in->state == MC_INODE_OPEN && in->rewriter &&
+			    ((struct mc_handle *)in->rewriter)->pid ==
+				    fuse_req_ctx(req)->pid)
 				rw = in->rewriter;
 			mc_inode_table_unlock(fs->itab);
 			in = NULL;
@@ -968,7 +1003,8 @@ static int start_write(struct mc_fs *fs, uint64_t parent, const char *name,
 	r = mc_inode_set_write_locked(fs->itab, in, parent, name);
 	if (r < 0) {
 		mc_inode_remove_locked(fs->itab, in);
-		close(in->fd);
+		fd = in->fd;	/* closed and discarded below */
+		lent = in->lent;
 		mc_inode_free(in);
 		goto out_unlock;
 	}
@@ -1030,11 +1066,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	h = handle_new(HANDLE_PAGE, in);
 	if (!h) {
 		mc_inode_table_lock(fs->itab);
-		in->error = -ENOMEM;
 		mc_inode_remove_locked(fs->itab, in);
 		mc_inode_table_unlock(fs->itab);
 		release_inode_files(fs, in);
 		mc_pool_discard(fs->pool, in->attr.page_id);
+		reserve_return(fs, in->lent);
 		mc_inode_free(in);
 		reply_err(req, -ENOMEM);
 		return;
@@ -1055,7 +1091,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fill_stat(&in->attr, &e.attr);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		/* the kernel will not RELEASE what it never got */
-		mc_log(MC_LOG_WARNING, "create: reply for '%s' was not delivered: discarding the write", name);
+		mc_log(MC_LOG_INFO, "create: the reply for '%s' was not delivered (interrupted): discarding the write", name);
+		release_handle(fs, h, in->ino);
 	}
 }
 
@@ -1082,7 +1119,7 @@ static void open_status(fuse_req_t req, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
-	fuse_reply_open(req, fi);
+	reply_open_or_drop(req, fi, MC_FS_STATUS_INO);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1092,7 +1129,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct mc_ns_attr a;
 	struct mc_inode *in;
 	struct mc_handle *h;
-	bool first = false, busy, undecided = false, grave = false;
+	bool first = false, undecided = false, grave = false;
 	uint64_t now;
 	int r, fd;
 
@@ -1122,7 +1159,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (!h->passthrough)
 			fi->direct_io = 1;
 		fi->fh = (uintptr_t)h;
-		fuse_reply_open(req, fi);
+		reply_open_or_drop(req, fi, ino);
 		return;
 	}
 	mc_inode_table_unlock(fs->itab);
@@ -1147,15 +1184,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* written once: only a rewrite (truncate to 0) may follow */
 		if (fi->flags & O_APPEND) {
 			reply_err(req, -EPERM);
-			return;
-		}
-		mc_inode_table_lock(fs->itab);
-		in = mc_inode_find_locked(fs->itab, ino);
-		busy = in && in->nopen > 0;
-		mc_inode_table_unlock(fs->itab);
-		if (busy) {
-			/* the kernel allows one backing file per inode */
-			reply_err(req, -ETXTBSY);
 			return;
 		}
 		undecided = true;
@@ -1201,15 +1229,28 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		in->dead = grave;
 		try_backing(fs, in);
 	}
+	if (undecided && (in->nopen > 0 || in->rewriter)) {
+		/*
+		 * Checked under the same lock as the count: a reader's
+		 * passthrough file and this daemon-served one cannot share
+		 * the inode (the kernel allows one backing file per inode).
+		 */
+		mc_inode_table_unlock(fs->itab);
+		free(h);
+		reply_err(req, -ETXTBSY);
+		return;
+	}
 	if (in->nopen++ == 0) {
 		first = true;
 		mc_inode_unidle_locked(fs->itab, in);
 		try_backing(fs, in);	/* a rewrite's page has none yet */
 	}
 	h->inode = in;
-	h->passthrough = in->backing_id > 0 && !undecided;
+	/* readers during a rewrite stay off passthrough: see above */
+	h->passthrough = in->backing_id > 0 && !undecided && !in->rewriter;
 	h->undecided = undecided;
 	h->writer = undecided;
+	h->pid = fuse_req_ctx(req)->pid;
 	if (undecided)
 		in->rewriter = h;
 	mc_inode_table_unlock(fs->itab);
@@ -1219,7 +1260,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (undecided) {
 		fi->direct_io = 1;
 		fi->fh = (uintptr_t)h;
-		fuse_reply_open(req, fi);
+		reply_open_or_drop(req, fi, ino);
 		return;
 	}
 	/*
@@ -1238,7 +1279,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* nothing to check at close(2) of a reader: skip the FLUSH trip */
 	fi->noflush = 1;
 	fi->fh = (uintptr_t)h;
-	fuse_reply_open(req, fi);
+	reply_open_or_drop(req, fi, ino);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1265,13 +1306,39 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &bv, 0);
 }
 
+/* pwrite all of buf, making room once when the pool is full: 0 or -errno. */
+static int write_all(struct mc_fs *fs, int fd, const char *buf, size_t size,
+		     off_t off)
+{
+	bool retried = false;
+	ssize_t n;
+
+	while (size > 0) {
+		n = pwrite(fd, buf, size, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if ((n < 0 && errno == ENOSPC) || n == 0) {
+			if (retried)
+				return -ENOSPC;
+			retried = true;
+			make_room_wait(fs, size);
+			continue;
+		}
+		if (n < 0)
+			return -errno;
+		buf += n;
+		off += n;
+		size -= (size_t)n;
+	}
+	return 0;
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct mc_fs *fs = fs_from_req(req);
 	struct mc_handle *h = handle_of(fi);
 	struct mc_inode *in = h->inode;
-	ssize_t n;
 	int r;
 
 	if (h->kind == HANDLE_PAGE && h->undecided) {
@@ -1288,18 +1355,14 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		reply_err(req, -EFBIG);
 		return;
 	}
-	n = pwrite(in->fd, buf, size, off);
-	if (n < 0 && errno == ENOSPC) {
-		make_room(fs, size);
-		n = pwrite(in->fd, buf, size, off);
-	}
-	if (n < 0) {
-		r = -errno;
+	r = write_all(fs, in->fd, buf, size, off);
+	if (r < 0) {
+		/* a page cut short must never be committed */
 		in->error = r;
 		reply_err(req, r);
 		return;
 	}
-	fuse_reply_write(req, (size_t)n);
+	fuse_reply_write(req, size);
 }
 
 /*
@@ -1352,9 +1415,19 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * closing write's name wait for its commit): a lookup waiting on us
 	 * would hold the directory lock this invalidation needs.
 	 */
-	if (rewrite)
-		fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
-						 strlen(name));
+	if (rewrite) {
+		/*
+		 * Synchronous only while a worker is left for the lookup that
+		 * may hold the directory lock; otherwise the queue does it.
+		 */
+		if (atomic_fetch_add(&fs->rewrites_closing, 1) + 2 <=
+		    fs->params.threads)
+			fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
+							 strlen(name));
+		else
+			queue_inval(fs, parent, name);
+		atomic_fetch_sub(&fs->rewrites_closing, 1);
+	}
 	mc_inode_table_lock(fs->itab);
 	in->flushed = true;
 	mc_inode_table_unlock(fs->itab);
@@ -1363,95 +1436,89 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* Last close of a write: commit it, or throw it away. */
 /*
- * Last close of a write: commit it (0) or throw it away (-errno).  A kept
- * page keeps its fd and backing file for its first readers.
+ * Last close of a write: commit it, or throw it away.  A kept page keeps
+ * its fd and backing file for its first readers.  The store commit and the
+ * table change happen under the table lock (order: table, then store), so
+ * an open that finds the page in the store finds it committed here too.
  */
-static int commit_write(struct mc_fs *fs, struct mc_inode *in)
+static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 {
 	struct mc_ns_dropped replaced;
+	struct mc_inode *old = NULL;
+	char name[MC_NAME_MAX + 1];
+	uint64_t lent = in->lent, page = in->attr.page_id;
+	bool in_pages = false;
 	struct mc_ns_commit c;
 	struct stat st;
-	int r = in->error;
+	int err0 = in->error, r = err0;
 
+	snprintf(name, sizeof(name), "%s", in->name ? in->name : "");
+	memset(&replaced, 0, sizeof(replaced));
+	memset(&c, 0, sizeof(c));
 	if (r == 0 && fstat(in->fd, &st) < 0)
 		r = -errno;
 	if (r == 0 && (uint64_t)st.st_size > fs->params.max_page_size)
 		r = -EFBIG;
-	if (r == 0)
-		r = mc_pool_commit(fs->pool, in->attr.page_id);
 	if (r == 0) {
-		memset(&c, 0, sizeof(c));
+		r = mc_pool_commit(fs->pool, page);
+		in_pages = r == 0;
+	}
+	if (r == 0) {
 		c.parent = in->attr.parent;
-		c.name = in->name;
+		c.name = name;
 		c.ino = in->ino;
-		c.page_id = in->attr.page_id;
+		c.page_id = page;
 		c.mode = in->attr.mode;
 		c.uid = in->attr.uid;
 		c.gid = in->attr.gid;
 		c.size = (uint64_t)st.st_size;
 		c.mtime_ns = now_ns(CLOCK_REALTIME);
-		memset(&replaced, 0, sizeof(replaced));
-		r = mc_ns_commit(fs->ns, &c, &replaced);
-		if (r == 0) {
-			atomic_fetch_add(&fs->counters.commits, 1);
-			if (c.size > atomic_load(&fs->last_page_size))
-				atomic_store(&fs->last_page_size, c.size);
-			in->attr.size = c.size;
-			in->attr.mtime_ns = in->attr.ctime_ns = c.mtime_ns;
-			in->attr.atime_ns = c.mtime_ns;
-			drop_page(fs, &replaced);
-			/* the kernel may still cache the name of the page replaced */
-			if (replaced.ino)
-				queue_inval(fs, c.parent, c.name);
-			/*
-			 * No eviction here: when everything else is held
-			 * open, the page just committed would be the only
-			 * candidate, a loss the writer never hears of.  The
-			 * next create makes room instead.
-			 */
-			return 0;
-		}
-		mc_pool_free(fs->pool, in->attr.page_id);
-	} else {
-		mc_pool_discard(fs->pool, in->attr.page_id);
 	}
-	if (r != -ENOENT)
-		mc_log_ratelimited(MC_LOG_WARNING,
-				   "commit: page '%s' was not kept (%s): the writer was told at close; write it again",
-				   in->name, strerror(-r));
-	return r;
-}
-
-static void finish_write(struct mc_fs *fs, struct mc_inode *in)
-{
-	struct mc_inode *old = NULL;
-	int r;
-
-	r = commit_write(fs, in);
-	reserve_return(fs, in->lent);
 	in->lent = 0;
+
 	mc_inode_table_lock(fs->itab);
-	/*
-	 * Readers may have opened the page while it was committing (it is in
-	 * the store before it leaves this table): then it is theirs, and the
-	 * last of them parks or frees it.
-	 */
-	if (r == 0 || in->nopen > 0)
+	if (r == 0)
+		r = mc_ns_commit(fs->ns, &c, &replaced);
+	if (r == 0) {
+		in->attr.size = c.size;
+		in->attr.mtime_ns = in->attr.ctime_ns = c.mtime_ns;
+		in->attr.atime_ns = c.mtime_ns;
 		mc_inode_end_write_locked(fs->itab, in);
-	if (r < 0 && in->nopen > 0)
+		old = mc_inode_idle_locked(fs->itab, in, fs->idle_max);
+	} else if (in->nopen > 0) {
+		/* cannot happen: nobody finds an uncommitted page; be safe */
+		mc_inode_end_write_locked(fs->itab, in);
 		in->dead = true;
-	if (in->nopen > 0) {
-		in = NULL;
-	} else if (r == 0) {
-		old = mc_inode_idle_locked(fs->itab, in, IDLE_MAX);
-		in = NULL;
 	} else {
 		mc_inode_remove_locked(fs->itab, in);
+		old = in;	/* ours to close and free */
 	}
 	mc_inode_table_unlock(fs->itab);
-	if (in) {
-		release_inode_files(fs, in);
-		mc_inode_free(in);
+	/* from here `in` belongs to the table (or is `old`) */
+
+	reserve_return(fs, lent);
+	if (r == 0) {
+		atomic_fetch_add(&fs->counters.commits, 1);
+		if (c.size > atomic_load(&fs->last_page_size))
+			atomic_store(&fs->last_page_size, c.size);
+		drop_page(fs, &replaced);
+		/* the kernel may still cache the name of the page replaced */
+		if (replaced.ino)
+			queue_inval(fs, c.parent, name);
+		/*
+		 * No eviction here: when everything else is held open, the page
+		 * just committed would be the only candidate, a loss the writer
+		 * never hears of.  The next create makes room instead.
+		 */
+	} else {
+		if (in_pages)
+			mc_pool_free(fs->pool, page);
+		else
+			mc_pool_discard(fs->pool, page);
+		if (r != -ENOENT && r != err0)
+			mc_log_ratelimited(MC_LOG_WARNING,
+					   "commit: page '%s' was dropped after its writer closed it (%s): write it again",
+					   name, strerror(-r));
 	}
 	if (old) {
 		release_inode_files(fs, old);
@@ -1459,18 +1526,19 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 	}
 }
 
-static void op_release(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+/*
+ * Drop a handle: on the last one, commit a write, or park or free a
+ * committed page.  `flushed` is false when the kernel never got the file
+ * (a reply that was not delivered), which dooms a write.
+ */
+static void release_handle(struct mc_fs *fs, struct mc_handle *h, uint64_t ino)
 {
-	struct mc_fs *fs = fs_from_req(req);
-	struct mc_handle *h = handle_of(fi);
 	struct mc_inode *in = h->inode, *old = NULL;
 	bool last, writing;
 
 	if (h->kind == HANDLE_STATUS) {
 		free(h->text);
 		free(h);
-		fuse_reply_err(req, 0);
 		return;
 	}
 	mc_inode_table_lock(fs->itab);
@@ -1481,19 +1549,20 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	writing = in->state == MC_INODE_WRITING;
 	if (last && writing) {
 		in->state = MC_INODE_COMMITTING;
+		/* no FLUSH: the kernel failed the open after our reply */
+		if (!in->flushed && in->error == 0)
+			in->error = -EIO;
 	} else if (last && in->state == MC_INODE_COMMITTING) {
 		/* a reader that came during the commit: finish_write parks it */
 		in = NULL;
 	} else if (last && !in->dead) {
 		/* keep the backing file registered: hot pages reopen cheaply */
-		old = mc_inode_idle_locked(fs->itab, in, IDLE_MAX);
+		old = mc_inode_idle_locked(fs->itab, in, fs->idle_max);
 		in = NULL;
 	} else if (last) {
 		mc_inode_remove_locked(fs->itab, in);
 	}
 	mc_inode_table_unlock(fs->itab);
-	/* the kernel does not wait for this reply: answer before the work */
-	fuse_reply_err(req, 0);
 	if (!last)
 		return;
 	if (writing) {
@@ -1511,6 +1580,26 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	}
 }
 
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct mc_fs *fs = fs_from_req(req);
+
+	/* the kernel does not wait for this reply: answer before the work */
+	fuse_reply_err(req, 0);
+	release_handle(fs, handle_of(fi), ino);
+}
+
+/* An open reply the kernel did not take: it will send no RELEASE. */
+static void reply_open_or_drop(fuse_req_t req, struct fuse_file_info *fi,
+			       uint64_t ino)
+{
+	struct mc_fs *fs = fs_from_req(req);
+
+	if (fuse_reply_open(req, fi) != 0)
+		release_handle(fs, handle_of(fi), ino);
+}
+
 /* Drop one open of a committed page (its handle became something else). */
 static void put_committed(struct mc_fs *fs, struct mc_inode *in)
 {
@@ -1521,7 +1610,7 @@ static void put_committed(struct mc_fs *fs, struct mc_inode *in)
 	mc_inode_table_lock(fs->itab);
 	last = --in->nopen == 0;
 	if (last && !in->dead) {
-		old = mc_inode_idle_locked(fs->itab, in, IDLE_MAX);
+		old = mc_inode_idle_locked(fs->itab, in, fs->idle_max);
 		in = NULL;
 	} else if (last) {
 		mc_inode_remove_locked(fs->itab, in);
@@ -1911,6 +2000,7 @@ int mc_fs_new(struct mc_fs **fsp, struct mc_ns *ns, struct mc_pool *pool,
 	      const struct mc_fs_params *params)
 {
 	struct mc_fs *fs;
+	struct rlimit rl;
 	int r;
 
 	*fsp = NULL;
@@ -1936,6 +2026,12 @@ int mc_fs_new(struct mc_fs **fsp, struct mc_ns *ns, struct mc_pool *pool,
 	pthread_mutex_init(&fs->keep_lock, NULL);
 	pthread_cond_init(&fs->keep_cond, NULL);
 	pthread_mutex_init(&fs->grave_lock, NULL);
+	pthread_mutex_init(&fs->reserve_mutex, NULL);
+	/* each idle inode holds an fd: leave most of the limit to requests */
+	fs->idle_max = IDLE_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur / 4 < IDLE_MAX)
+		fs->idle_max = (unsigned)(rl.rlim_cur / 4);
 	if (fs->params.resident &&
 	    mc_pool_kind(pool) == MC_POOL_DIR) {
 		mc_log(MC_LOG_INFO, "pool: a plain directory has no reserve: --resident is ignored");
@@ -1993,6 +2089,7 @@ void mc_fs_free(struct mc_fs *fs)
 	pthread_mutex_destroy(&fs->keep_lock);
 	pthread_cond_destroy(&fs->keep_cond);
 	pthread_mutex_destroy(&fs->grave_lock);
+	pthread_mutex_destroy(&fs->reserve_mutex);
 	free(fs->inval_ring);
 	free(fs->hostname);
 	free(fs->mountpoint);
@@ -2195,6 +2292,8 @@ int mc_fs_run(struct mc_fs *fs)
 	fuse_loop_cfg_destroy(lc);
 	if (r > 0)
 		r = 0;	/* a signal ended the loop */
+	if (r == 0 && fs->fatal < 0)
+		r = fs->fatal;
 out:
 	stop_inval_thread(fs);
 	stop_keeper(fs);

@@ -59,6 +59,9 @@ struct mc_fs {
 	struct mc_inode_table *itab;
 	struct mc_fs_counters counters;
 	atomic_uint_fast64_t last_page_size;	/* room kept free for a write */
+	unsigned idle_max;		/* idle inodes kept, from RLIMIT_NOFILE */
+	int fatal;			/* -errno that stopped the loop, else 0 */
+	atomic_uint rewrites_closing;	/* FLUSHes invalidating an entry now */
 	pthread_mutex_t evict_lock;	/* one evictor at a time */
 
 	pthread_mutex_t inval_lock;
@@ -75,6 +78,7 @@ struct mc_fs {
 
 	/* the resident reserve (see reserve_* in fs.c) */
 	atomic_uint_fast64_t lent;	/* memory promised to writes in flight */
+	pthread_mutex_t reserve_mutex;	/* lend vs keeper growth */
 	pthread_mutex_t keep_lock;
 	pthread_cond_t keep_cond;
 	bool keep_stop;			/* protected by keep_lock */

@@ -8,17 +8,19 @@
 #include "banned.h"
 
 struct open_count {
-	uint64_t open, writing;
+	uint64_t open, writing, idle;
 };
 
 static void count_inode(void *ctx, const struct mc_inode *in)
 {
 	struct open_count *c = ctx;
 
-	if (in->state == MC_INODE_OPEN)
+	if (in->state != MC_INODE_OPEN)
+		c->writing++;
+	else if (in->nopen > 0)
 		c->open++;
 	else
-		c->writing++;
+		c->idle++;
 }
 
 int mc_status_render(struct mc_fs *fs, char **bufp, size_t *lenp)
@@ -62,6 +64,7 @@ int mc_status_render(struct mc_fs *fs, char **bufp, size_t *lenp)
 	fprintf(f, "directories: %llu\n", (unsigned long long)st.dirs);
 	fprintf(f, "open_pages: %llu\n", (unsigned long long)oc.open);
 	fprintf(f, "writes_in_progress: %llu\n", (unsigned long long)oc.writing);
+	fprintf(f, "idle_pages: %llu\n", (unsigned long long)oc.idle);
 	fprintf(f, "hits: %llu\n", (unsigned long long)hits);
 	fprintf(f, "misses: %llu\n", (unsigned long long)misses);
 	fprintf(f, "hit_ratio: %.4f\n",
