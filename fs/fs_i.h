@@ -40,7 +40,7 @@ struct mc_fs_inval {
  * replacement may still open or stat the old inode, and must get the old
  * page, not an error (a local filesystem gives old or new, never ESTALE).
  */
-#define MC_FS_GRAVES 256
+#define MC_FS_GRAVES 4096
 #define MC_FS_GRAVE_NS (1000000000ull)
 
 struct mc_fs_grave {
