@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +205,7 @@ static void *inval_main(void *arg)
 				pthread_mutex_unlock(&fs->inval_lock);
 				reap_graves(fs, now_ns(CLOCK_MONOTONIC) -
 							MC_FS_GRAVE_NS);
+				mc_ns_flush_touches(fs->ns);
 				pthread_mutex_lock(&fs->inval_lock);
 			}
 		}
@@ -365,7 +367,7 @@ static void on_evicted(void *ctx, const struct mc_ns_dropped *d)
 /* Memory lent to each write: twice the largest page seen, at least 4 MiB. */
 #define LEND_MIN (4ull << 20)
 /* The keeper grows the reserve in steps this big, so lenders wait little. */
-#define KEEP_CHUNK (8ull << 20)
+#define KEEP_CHUNK (4ull << 20)
 /*
  * ... and only once it is this far below its target: small pages must not
  * make it zero memory for every create.
@@ -403,17 +405,26 @@ static void keeper_kick(struct mc_fs *fs)
 /* Before a write: free what it will fault in, from the reserve, now. */
 static uint64_t reserve_lend(struct mc_fs *fs)
 {
-	uint64_t want = 2 * atomic_load(&fs->last_page_size), target;
+	uint64_t want = 2 * atomic_load(&fs->last_page_size), target, cur, cut;
 
 	if (!fs->params.resident)
 		return 0;
 	if (want < LEND_MIN)
 		want = LEND_MIN;
+	/*
+	 * Always cut the loan out of the reserve, even when free memory is
+	 * left: that memory may have sat free long enough to go cold, while
+	 * what the reserve gives up now is what the writer faults in next.
+	 */
 	pthread_mutex_lock(&fs->reserve_mutex);
 	atomic_fetch_add(&fs->lent, want);
 	target = reserve_target(fs);
-	if (mc_pool_reserve_size(fs->pool) > target)
-		mc_pool_reserve_resize(fs->pool, target);
+	cur = mc_pool_reserve_size(fs->pool);
+	cut = cur > want ? cur - want : 0;
+	if (cut > target)
+		cut = target;
+	if (cut < cur)
+		mc_pool_reserve_resize(fs->pool, cut);
 	pthread_mutex_unlock(&fs->reserve_mutex);
 	return want;
 }
@@ -433,11 +444,14 @@ static void reserve_return(struct mc_fs *fs, uint64_t lent)
  */
 static void *keeper_main(void *arg)
 {
+	struct sched_param idle = { 0 };
 	struct mc_fs *fs = arg;
 	struct timespec ts;
 	uint64_t cur, target;
 	bool stop = false, filling = false, grown;
 
+	/* zeroing memory only on CPU time nobody else wants */
+	pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
 	while (!stop) {
 		/*
 		 * Target and growth under reserve_mutex, which lenders take

@@ -83,6 +83,7 @@ struct mc_passthrough {
 	atomic_bool active;
 	pthread_mutex_t lock;
 	struct inflight slots[INFLIGHT_SLOTS];	/* protected by lock */
+	atomic_uint inflight;			/* used slots, read unlocked */
 };
 
 int mc_passthrough_new(struct mc_passthrough **ptp, int fuse_fd,
@@ -120,6 +121,7 @@ static void remember(struct mc_passthrough *pt, uint64_t unique,
 		if (pt->slots[i].unique == 0) {
 			pt->slots[i].unique = unique;
 			pt->slots[i].opcode = opcode;
+			atomic_fetch_add(&pt->inflight, 1);
 			break;
 		}
 	}
@@ -132,11 +134,15 @@ static uint32_t forget(struct mc_passthrough *pt, uint64_t unique)
 	size_t i = unique % INFLIGHT_SLOTS;
 	uint32_t op = 0;
 
+	/* most replies answer requests nobody patches: skip the scan */
+	if (atomic_load(&pt->inflight) == 0)
+		return 0;
 	pthread_mutex_lock(&pt->lock);
 	for (size_t n = 0; n < INFLIGHT_SLOTS; n++, i = (i + 1) % INFLIGHT_SLOTS) {
 		if (pt->slots[i].unique == unique) {
 			op = pt->slots[i].opcode;
 			pt->slots[i].unique = 0;
+			atomic_fetch_sub(&pt->inflight, 1);
 			break;
 		}
 	}

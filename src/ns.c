@@ -159,6 +159,14 @@ struct ns_pins {
 	size_t used;
 };
 
+/*
+ * Opens move pages in the LRU; writing each to sqlite would cost a WAL
+ * write per read.  They are kept here and written in one transaction when
+ * the batch fills, before every eviction, on mc_ns_flush_touches() and at
+ * close.  A crash loses at most one batch of LRU order, never a page.
+ */
+#define NS_TOUCH_BATCH 1024
+
 struct mc_ns {
 	pthread_mutex_t lock;
 	char *path;		/* for messages; set at open, then read-only */
@@ -170,6 +178,11 @@ struct mc_ns {
 	struct ns_pins pins;	/* protected by ns->lock */
 	uint64_t evictions;	/* protected by ns->lock */
 	uint64_t evicted_bytes;	/* protected by ns->lock */
+	/* LRU touches not yet written; protected by ns->lock */
+	struct ns_touch {
+		uint64_t ino, atime_ns;
+	} touches[NS_TOUCH_BATCH];
+	size_t ntouches;
 };
 
 /* One page chosen for eviction, with the footprint it frees. */
@@ -717,10 +730,14 @@ out:
 	return r;
 }
 
+static int flush_touches_locked(struct mc_ns *ns);
+
 void mc_ns_close(struct mc_ns *ns)
 {
 	if (!ns)
 		return;
+	if (ns->db && ns->st[ST_TOUCH])
+		flush_touches_locked(ns);
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(ns->st[i]);
 	if (sqlite3_close(ns->db) != SQLITE_OK)
@@ -1179,17 +1196,44 @@ out_unlock:
 	return r;
 }
 
-int mc_ns_touch(struct mc_ns *ns, uint64_t ino, uint64_t now_ns)
+static int flush_touches_locked(struct mc_ns *ns)
 {
 	sqlite3_stmt *st = ns->st[ST_TOUCH];
 	int r;
 
+	if (ns->ntouches == 0)
+		return 0;
+	r = tx_begin_locked(ns);
+	for (size_t i = 0; r == 0 && i < ns->ntouches; i++) {
+		bind_u64(st, 1, ns->touches[i].ino);
+		bind_u64(st, 2, ns->touches[i].atime_ns);
+		r = ns_exec_locked(ns, st);	/* a page gone since: no row */
+	}
+	r = tx_end_locked(ns, r);
+	ns->ntouches = 0;	/* on failure the LRU order is only older */
+	return r;
+}
+
+int mc_ns_touch(struct mc_ns *ns, uint64_t ino, uint64_t now_ns)
+{
+	int r = 0;
+
 	pthread_mutex_lock(&ns->lock);
-	bind_u64(st, 1, ino);
-	bind_u64(st, 2, now_ns);
-	r = ns_exec_locked(ns, st);
-	if (r == 0 && sqlite3_changes(ns->db) == 0)
-		r = -ENOENT;
+	if (ns->ntouches == NS_TOUCH_BATCH)
+		r = flush_touches_locked(ns);
+	ns->touches[ns->ntouches].ino = ino;
+	ns->touches[ns->ntouches].atime_ns = now_ns;
+	ns->ntouches++;
+	pthread_mutex_unlock(&ns->lock);
+	return r;
+}
+
+int mc_ns_flush_touches(struct mc_ns *ns)
+{
+	int r;
+
+	pthread_mutex_lock(&ns->lock);
+	r = flush_touches_locked(ns);
 	pthread_mutex_unlock(&ns->lock);
 	return r;
 }
@@ -1370,6 +1414,9 @@ int64_t mc_ns_evict(struct mc_ns *ns, uint64_t bytes, uint64_t unit,
 	p.v = calloc(NS_EVICT_BATCH, sizeof(*p.v));
 	if (!p.v)
 		return -ENOMEM;
+	pthread_mutex_lock(&ns->lock);
+	flush_touches_locked(ns);	/* the LRU order must be current */
+	pthread_mutex_unlock(&ns->lock);
 	while (freed < bytes) {
 		p.want = bytes - freed;
 		pthread_mutex_lock(&ns->lock);

@@ -138,8 +138,15 @@ enum mc_ns_setattr_flags {
 int mc_ns_setattr(struct mc_ns *ns, uint64_t ino, unsigned flags,
 		  const struct mc_ns_attr *in, struct mc_ns_attr *out);
 
-/* Record an open for reading: moves the page to the LRU's young end. */
+/*
+ * Record an open for reading: moves the page to the LRU's young end.  Kept
+ * in memory and written in batches (always before an eviction), so a
+ * touch of a page removed since is simply dropped.  0 or -EIO.
+ */
 int mc_ns_touch(struct mc_ns *ns, uint64_t ino, uint64_t now_ns);
+
+/* Write the touches held in memory now (the daemon does it periodically). */
+int mc_ns_flush_touches(struct mc_ns *ns);
 
 /*
  * List directory dir in inode order starting after inode number `after`

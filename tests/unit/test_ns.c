@@ -635,7 +635,8 @@ START_TEST(eviction_takes_the_least_recently_touched_pages_first)
 	/* lookups and getattr are probes: they must not refresh */
 	ck_assert_int_eq(mc_ns_lookup(ns, ROOT, "p1", &a), 0);
 	ck_assert_int_eq(mc_ns_getattr(ns, ino[3], &a), 0);
-	ck_assert_int_eq(mc_ns_touch(ns, 987654, 5), -ENOENT);
+	/* touches are batched: one of a page gone since is dropped quietly */
+	ck_assert_int_eq(mc_ns_touch(ns, 987654, 5), 0);
 
 	/* 2500 bytes at unit 1000 takes three pages */
 	ck_assert_int_eq(mc_ns_evict(ns, 2500, 1000, evict_fn, e), 3000);
