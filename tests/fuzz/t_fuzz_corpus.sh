@@ -31,7 +31,7 @@ replay() {
 	fi
 }
 
-for t in config size name; do
+for t in config size name wire; do
 	bin=$builddir/tests/fuzz/fuzz_$t
 	corpus=$srcdir/tests/fuzz/corpus/$t
 	if [ ! -x "$bin" ]; then
