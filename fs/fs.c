@@ -364,8 +364,13 @@ static void on_evicted(void *ctx, const struct mc_ns_dropped *d)
 
 /* ---- the resident reserve ------------------------------------------------ */
 
-/* Memory lent to each write: twice the largest page seen, at least 4 MiB. */
-#define LEND_MIN (4ull << 20)
+/*
+ * Memory lent to each write: twice the largest page seen.  Pages smaller
+ * than this borrow nothing: they fit in the slack above the watermark and
+ * their faults are cheap, while cutting and refilling the reserve for each
+ * would cost more than it saves (a flat directory of a million tiny pages).
+ */
+#define LEND_MIN_PAGE (1ull << 20)
 /* The keeper grows the reserve in steps this big, so lenders wait little. */
 #define KEEP_CHUNK (4ull << 20)
 /*
@@ -407,10 +412,8 @@ static uint64_t reserve_lend(struct mc_fs *fs)
 {
 	uint64_t want = 2 * atomic_load(&fs->last_page_size), target, cur, cut;
 
-	if (!fs->params.resident)
+	if (!fs->params.resident || want < 2 * LEND_MIN_PAGE)
 		return 0;
-	if (want < LEND_MIN)
-		want = LEND_MIN;
 	/*
 	 * Always cut the loan out of the reserve, even when free memory is
 	 * left: that memory may have sat free long enough to go cold, while
