@@ -35,7 +35,9 @@
 #include <fuse_lowlevel.h>
 
 #include "fs_i.h"
+#include "graves.h"
 #include "log.h"
+#include "reserve.h"
 #include "name.h"
 #include "banned.h"
 
@@ -75,9 +77,8 @@ struct mc_handle {
 };
 
 static void release_inode_files(struct mc_fs *fs, struct mc_inode *in);
-static void keeper_kick(struct mc_fs *fs);
-static void reap_graves(struct mc_fs *fs, uint64_t before_ns);
 static int begin_rewrite(struct mc_fs *fs, struct mc_handle *h);
+static void graves_freed(void *ctx);
 static void reply_open_or_drop(fuse_req_t req, struct fuse_file_info *fi,
 			       uint64_t ino);
 static void release_handle(struct mc_fs *fs, struct mc_handle *h, uint64_t ino);
@@ -203,8 +204,8 @@ static void *inval_main(void *arg)
 			if (pthread_cond_timedwait(&fs->inval_cond, &fs->inval_lock,
 						   &ts) == ETIMEDOUT) {
 				pthread_mutex_unlock(&fs->inval_lock);
-				reap_graves(fs, now_ns(CLOCK_MONOTONIC) -
-							MC_FS_GRAVE_NS);
+				mc_graves_reap(fs->graves, now_ns(CLOCK_MONOTONIC) -
+							MC_GRAVE_NS);
 				mc_ns_flush_touches(fs->ns);
 				pthread_mutex_lock(&fs->inval_lock);
 			}
@@ -243,72 +244,16 @@ static void queue_inval(struct mc_fs *fs, uint64_t parent, const char *name)
 /* ---- dropping pages ---------------------------------------------------- */
 
 
-/* ---- graves: replaced pages linger a second (see MC_FS_GRAVE_NS) ------ */
-
+/* An evicted page: its memory is wanted now, so no grave. */
 static void free_page_now(struct mc_fs *fs, uint64_t page_id, const char *name)
 {
 	int r = mc_pool_free(fs->pool, page_id);
 
-	keeper_kick(fs);
+	mc_reserve_kick(fs->reserve);
 	if (r < 0)
 		mc_log_errno(MC_LOG_ERR, r,
 			     "pool: cannot free page %016llx of '%s': its memory stays used until restart",
 			     (unsigned long long)page_id, name);
-}
-
-/* Free the pages buried before `before_ns` (all of them with UINT64_MAX). */
-static void reap_graves(struct mc_fs *fs, uint64_t before_ns)
-{
-	struct mc_fs_grave g;
-
-	for (;;) {
-		pthread_mutex_lock(&fs->grave_lock);
-		if (fs->grave_tail == fs->grave_head ||
-		    fs->graves[fs->grave_tail % MC_FS_GRAVES].buried_ns >= before_ns) {
-			pthread_mutex_unlock(&fs->grave_lock);
-			return;
-		}
-		g = fs->graves[fs->grave_tail % MC_FS_GRAVES];
-		fs->graves[fs->grave_tail % MC_FS_GRAVES].attr.ino = 0;
-		fs->grave_tail++;
-		pthread_mutex_unlock(&fs->grave_lock);
-		free_page_now(fs, g.attr.page_id, "(replaced)");
-	}
-}
-
-static void bury(struct mc_fs *fs, const struct mc_ns_attr *a)
-{
-	struct mc_fs_grave old = { 0 };
-
-	pthread_mutex_lock(&fs->grave_lock);
-	if (fs->grave_head - fs->grave_tail == MC_FS_GRAVES) {
-		old = fs->graves[fs->grave_tail % MC_FS_GRAVES];
-		fs->grave_tail++;
-	}
-	fs->graves[fs->grave_head % MC_FS_GRAVES].attr = *a;
-	fs->graves[fs->grave_head % MC_FS_GRAVES].buried_ns =
-		now_ns(CLOCK_MONOTONIC);
-	fs->grave_head++;
-	pthread_mutex_unlock(&fs->grave_lock);
-	if (old.attr.ino)
-		free_page_now(fs, old.attr.page_id, "(replaced)");
-}
-
-/* The attributes of a page replaced a moment ago: 0 or -ENOENT. */
-static int find_grave(struct mc_fs *fs, uint64_t ino, struct mc_ns_attr *out)
-{
-	int r = -ENOENT;
-
-	pthread_mutex_lock(&fs->grave_lock);
-	for (unsigned i = fs->grave_tail; i != fs->grave_head; i++) {
-		if (fs->graves[i % MC_FS_GRAVES].attr.ino == ino) {
-			*out = fs->graves[i % MC_FS_GRAVES].attr;
-			r = 0;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&fs->grave_lock);
-	return r;
 }
 
 /*
@@ -343,7 +288,7 @@ static void drop_page_as(struct mc_fs *fs, const struct mc_ns_dropped *d,
 	if (d->page_id == 0)
 		return;
 	if (linger)
-		bury(fs, &d->attr);
+		mc_graves_bury(fs->graves, &d->attr);
 	else
 		free_page_now(fs, d->page_id, d->name);
 }
@@ -360,133 +305,6 @@ static void on_evicted(void *ctx, const struct mc_ns_dropped *d)
 	drop_page_as(fs, d, false);
 	atomic_fetch_add(&fs->counters.evictions, 1);
 	queue_inval(fs, d->parent, d->name);
-}
-
-/* ---- the resident reserve ------------------------------------------------ */
-
-/*
- * Memory lent to each write: twice the largest page seen.  Pages smaller
- * than this borrow nothing: they fit in the slack above the watermark and
- * their faults are cheap, while cutting and refilling the reserve for each
- * would cost more than it saves (a flat directory of a million tiny pages).
- */
-#define LEND_MIN_PAGE (1ull << 20)
-/* The keeper grows the reserve in steps this big, so lenders wait little. */
-#define KEEP_CHUNK (4ull << 20)
-/*
- * ... and only once it is this far below its target: small pages must not
- * make it zero memory for every create.
- */
-#define KEEP_SLACK (64ull << 20)
-
-/*
- * The reserve may hold what is left below the high watermark once pages
- * and the memory lent to writes in flight are counted: the share above the
- * watermark stays free as slack for writes bigger than their loan.
- */
-static uint64_t reserve_target(struct mc_fs *fs)
-{
-	struct mc_pool_usage u;
-	double top;
-	uint64_t taken;
-
-	if (mc_pool_usage(fs->pool, &u) < 0)
-		return 0;
-	top = (double)u.capacity * fs->params.high_watermark;
-	taken = u.used + atomic_load(&fs->lent);
-	return top > (double)taken ? (uint64_t)(top - (double)taken) : 0;
-}
-
-static void keeper_kick(struct mc_fs *fs)
-{
-	if (!fs->params.resident)
-		return;
-	pthread_mutex_lock(&fs->keep_lock);
-	fs->keep_kicked = true;
-	pthread_cond_signal(&fs->keep_cond);
-	pthread_mutex_unlock(&fs->keep_lock);
-}
-
-/* Before a write: free what it will fault in, from the reserve, now. */
-static uint64_t reserve_lend(struct mc_fs *fs)
-{
-	uint64_t want = 2 * atomic_load(&fs->last_page_size), target, cur, cut;
-
-	if (!fs->params.resident || want < 2 * LEND_MIN_PAGE)
-		return 0;
-	/*
-	 * Always cut the loan out of the reserve, even when free memory is
-	 * left: that memory may have sat free long enough to go cold, while
-	 * what the reserve gives up now is what the writer faults in next.
-	 */
-	pthread_mutex_lock(&fs->reserve_mutex);
-	atomic_fetch_add(&fs->lent, want);
-	target = reserve_target(fs);
-	cur = mc_pool_reserve_size(fs->pool);
-	cut = cur > want ? cur - want : 0;
-	if (cut > target)
-		cut = target;
-	if (cut < cur)
-		mc_pool_reserve_resize(fs->pool, cut);
-	pthread_mutex_unlock(&fs->reserve_mutex);
-	return want;
-}
-
-static void reserve_return(struct mc_fs *fs, uint64_t lent)
-{
-	if (!lent)
-		return;
-	atomic_fetch_sub(&fs->lent, lent);
-	keeper_kick(fs);
-}
-
-/*
- * Grows the reserve back to its target after pages are freed, a chunk at
- * a time, and rechecks every second.  Zeroing memory costs CPU, so it is
- * done here and never on a request's path.
- */
-static void *keeper_main(void *arg)
-{
-	struct sched_param idle = { 0 };
-	struct mc_fs *fs = arg;
-	struct timespec ts;
-	uint64_t cur, target;
-	bool stop = false, filling = false, grown;
-
-	/* zeroing memory only on CPU time nobody else wants */
-	pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
-	while (!stop) {
-		/*
-		 * Target and growth under reserve_mutex, which lenders take
-		 * too: growing from a stale size would take back a loan.
-		 */
-		pthread_mutex_lock(&fs->reserve_mutex);
-		target = reserve_target(fs);
-		cur = mc_pool_reserve_size(fs->pool);
-		if (cur + KEEP_SLACK <= target)
-			filling = true;
-		if (filling && cur + KEEP_CHUNK > target)
-			filling = false;
-		grown = filling &&
-			mc_pool_reserve_resize(fs->pool, cur + KEEP_CHUNK) == 0;
-		pthread_mutex_unlock(&fs->reserve_mutex);
-		if (grown) {
-			pthread_mutex_lock(&fs->keep_lock);
-			stop = fs->keep_stop;
-			pthread_mutex_unlock(&fs->keep_lock);
-			continue;
-		}
-		pthread_mutex_lock(&fs->keep_lock);
-		if (!fs->keep_stop && !fs->keep_kicked) {
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += 1;
-			pthread_cond_timedwait(&fs->keep_cond, &fs->keep_lock, &ts);
-		}
-		fs->keep_kicked = false;
-		stop = fs->keep_stop;
-		pthread_mutex_unlock(&fs->keep_lock);
-	}
-	return NULL;
 }
 
 /*
@@ -521,7 +339,7 @@ static void make_room_locked(struct mc_fs *fs, uint64_t want)
 	if (mc_pool_usage(fs->pool, &u) == 0 &&
 	    ((double)(u.used + want) > (double)u.capacity * fs->params.high_watermark ||
 	     u.used + want > u.capacity))
-		reap_graves(fs, UINT64_MAX);	/* memory is wanted now */
+		mc_graves_reap(fs->graves, UINT64_MAX);	/* memory is wanted now */
 	if (mc_pool_usage(fs->pool, &u) < 0 || u.capacity == 0)
 		return;
 	high = (double)u.capacity * fs->params.high_watermark;
@@ -726,7 +544,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int r;
 
 	r = get_attr(fs, ino, &a);
-	if (r == -ENOENT && ino >= MC_NS_FIRST_INO && find_grave(fs, ino, &a) == 0)
+	if (r == -ENOENT && ino >= MC_NS_FIRST_INO && mc_graves_find(fs->graves, ino, &a) == 0)
 		r = 0;		/* replaced a moment ago: the old page, still */
 	else if (r == -ENOENT && ino >= MC_NS_FIRST_INO)
 		r = -ESTALE;	/* replaced under a cached name: look it up again */
@@ -997,7 +815,7 @@ static int start_write(struct mc_fs *fs, uint64_t parent, const char *name,
 	fd = mc_pool_create(fs->pool, page);
 	if (fd < 0)
 		return fd;
-	lent = reserve_lend(fs);
+	lent = mc_reserve_lend(fs->reserve, atomic_load(&fs->last_page_size));
 	mc_inode_table_lock(fs->itab);
 	in = mc_inode_add_locked(fs->itab, ino);
 	if (!in) {
@@ -1033,7 +851,7 @@ out_unlock:
 		close(fd);
 		mc_pool_discard(fs->pool, page);
 	}
-	reserve_return(fs, lent);
+	mc_reserve_return(fs->reserve, lent);
 	return r;
 }
 
@@ -1087,7 +905,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		mc_inode_table_unlock(fs->itab);
 		release_inode_files(fs, in);
 		mc_pool_discard(fs->pool, in->attr.page_id);
-		reserve_return(fs, in->lent);
+		mc_reserve_return(fs->reserve, in->lent);
 		mc_inode_free(in);
 		reply_err(req, -ENOMEM);
 		return;
@@ -1182,7 +1000,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	mc_inode_table_unlock(fs->itab);
 
 	r = mc_ns_getattr(fs->ns, ino, &a);
-	if (r == -ENOENT && acc == O_RDONLY && find_grave(fs, ino, &a) == 0) {
+	if (r == -ENOENT && acc == O_RDONLY && mc_graves_find(fs->graves, ino, &a) == 0) {
 		grave = true;	/* replaced a moment ago: read the old page */
 		r = 0;
 	}
@@ -1513,7 +1331,7 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 	mc_inode_table_unlock(fs->itab);
 	/* from here `in` belongs to the table (or is `old`) */
 
-	reserve_return(fs, lent);
+	mc_reserve_return(fs->reserve, lent);
 	if (r == 0) {
 		atomic_fetch_add(&fs->counters.commits, 1);
 		if (c.size > atomic_load(&fs->last_page_size))
@@ -2040,23 +1858,28 @@ int mc_fs_new(struct mc_fs **fsp, struct mc_ns *ns, struct mc_pool *pool,
 	pthread_mutex_init(&fs->evict_lock, NULL);
 	pthread_mutex_init(&fs->inval_lock, NULL);
 	pthread_cond_init(&fs->inval_cond, NULL);
-	pthread_mutex_init(&fs->keep_lock, NULL);
-	pthread_cond_init(&fs->keep_cond, NULL);
-	pthread_mutex_init(&fs->grave_lock, NULL);
-	pthread_mutex_init(&fs->reserve_mutex, NULL);
 	/* each idle inode holds an fd: leave most of the limit to requests */
 	fs->idle_max = IDLE_MAX;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur / 4 < IDLE_MAX)
 		fs->idle_max = (unsigned)(rl.rlim_cur / 4);
-	if (fs->params.resident &&
-	    mc_pool_kind(pool) == MC_POOL_DIR) {
-		mc_log(MC_LOG_INFO, "pool: a plain directory has no reserve: --resident is ignored");
-		fs->params.resident = false;
+	if (fs->params.resident) {
+		r = mc_reserve_new(&fs->reserve, pool, fs->params.high_watermark);
+		if (r == -ENOTSUP) {
+			mc_log(MC_LOG_INFO, "pool: a plain directory has no reserve: --resident is ignored");
+			fs->params.resident = false;
+		} else if (r < 0) {
+			goto out_free;
+		}
 	}
+	r = mc_graves_new(&fs->graves, pool, graves_freed, fs);
+	if (r < 0)
+		goto out_free;
 	*fsp = fs;
 	return 0;
 out_free:
+	mc_reserve_free(fs->reserve);
+	mc_inode_table_free(fs->itab);
 	free(fs->inval_ring);
 	free(fs->hostname);
 	free(fs);
@@ -2075,16 +1898,12 @@ static void stop_inval_thread(struct mc_fs *fs)
 	fs->inval_running = false;
 }
 
-static void stop_keeper(struct mc_fs *fs)
+/* A replaced page's memory came back: the reserve may grow again. */
+static void graves_freed(void *ctx)
 {
-	if (!fs->keeper_running)
-		return;
-	pthread_mutex_lock(&fs->keep_lock);
-	fs->keep_stop = true;
-	pthread_cond_signal(&fs->keep_cond);
-	pthread_mutex_unlock(&fs->keep_lock);
-	pthread_join(fs->keeper, NULL);
-	fs->keeper_running = false;
+	struct mc_fs *fs = ctx;
+
+	mc_reserve_kick(fs->reserve);
 }
 
 void mc_fs_free(struct mc_fs *fs)
@@ -2092,8 +1911,8 @@ void mc_fs_free(struct mc_fs *fs)
 	if (!fs)
 		return;
 	stop_inval_thread(fs);
-	stop_keeper(fs);
-	reap_graves(fs, UINT64_MAX);
+	mc_reserve_free(fs->reserve);	/* stops the keeper */
+	mc_graves_free(fs->graves);	/* frees what is still buried */
 	if (fs->se) {
 		fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
@@ -2103,10 +1922,6 @@ void mc_fs_free(struct mc_fs *fs)
 	pthread_mutex_destroy(&fs->evict_lock);
 	pthread_mutex_destroy(&fs->inval_lock);
 	pthread_cond_destroy(&fs->inval_cond);
-	pthread_mutex_destroy(&fs->keep_lock);
-	pthread_cond_destroy(&fs->keep_cond);
-	pthread_mutex_destroy(&fs->grave_lock);
-	pthread_mutex_destroy(&fs->reserve_mutex);
 	free(fs->inval_ring);
 	free(fs->hostname);
 	free(fs->mountpoint);
@@ -2289,14 +2104,10 @@ int mc_fs_run(struct mc_fs *fs)
 		return -r;
 	}
 	fs->inval_running = true;
-	if (fs->params.resident) {
-		r = pthread_create(&fs->keeper, NULL, keeper_main, fs);
-		if (r != 0)
-			mc_log_errno(MC_LOG_WARNING, -r,
-				     "pool: cannot start the reserve keeper: writes may fault in cold memory");
-		else
-			fs->keeper_running = true;
-	}
+	r = mc_reserve_start(fs->reserve);
+	if (r < 0)
+		mc_log_errno(MC_LOG_WARNING, r,
+			     "pool: cannot start the reserve keeper: writes may fault in cold memory");
 	lc = fuse_loop_cfg_create();
 	if (!lc) {
 		r = -ENOMEM;
@@ -2313,8 +2124,7 @@ int mc_fs_run(struct mc_fs *fs)
 		r = fs->fatal;
 out:
 	stop_inval_thread(fs);
-	stop_keeper(fs);
-	reap_graves(fs, UINT64_MAX);
+	mc_graves_reap(fs->graves, UINT64_MAX);
 	fuse_remove_signal_handlers(fs->se);
 	fuse_session_unmount(fs->se);
 	return r;

@@ -34,19 +34,8 @@ struct mc_fs_inval {
 
 #define MC_FS_INVAL_RING 1024
 
-/*
- * A page replaced by a rename or a rewrite lingers this long before its
- * memory is freed: a process that looked the name up just before the
- * replacement may still open or stat the old inode, and must get the old
- * page, not an error (a local filesystem gives old or new, never ESTALE).
- */
-#define MC_FS_GRAVES 4096
-#define MC_FS_GRAVE_NS (1000000000ull)
-
-struct mc_fs_grave {
-	uint64_t buried_ns;	/* CLOCK_MONOTONIC */
-	struct mc_ns_attr attr;	/* ino 0: free slot */
-};
+struct mc_reserve;
+struct mc_graves;
 
 struct mc_fs {
 	struct mc_ns *ns;
@@ -72,19 +61,8 @@ struct mc_fs {
 	pthread_t inval_thread;
 	bool inval_running;
 
-	pthread_mutex_t grave_lock;
-	struct mc_fs_grave graves[MC_FS_GRAVES];	/* protected by grave_lock */
-	unsigned grave_head, grave_tail;		/* protected by grave_lock */
-
-	/* the resident reserve (see reserve_* in fs.c) */
-	atomic_uint_fast64_t lent;	/* memory promised to writes in flight */
-	pthread_mutex_t reserve_mutex;	/* lend vs keeper growth */
-	pthread_mutex_t keep_lock;
-	pthread_cond_t keep_cond;
-	bool keep_stop;			/* protected by keep_lock */
-	bool keep_kicked;		/* protected by keep_lock */
-	pthread_t keeper;
-	bool keeper_running;
+	struct mc_graves *graves;	/* replaced pages, freed a second later */
+	struct mc_reserve *reserve;	/* NULL without --resident */
 };
 
 /* Render the status file into a new buffer: 0 or -ENOMEM. */

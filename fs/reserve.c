@@ -1,0 +1,189 @@
+/* reserve.c - loans from the resident reserve, and the keeper that refills it */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "log.h"
+#include "reserve.h"
+#include "banned.h"
+
+/*
+ * Pages smaller than this borrow nothing: they fit in the slack above the
+ * watermark and their faults are cheap, while cutting and refilling the
+ * reserve for each would cost more than it saves (a million tiny pages).
+ */
+#define LEND_MIN_PAGE (1ull << 20)
+/* The keeper grows the reserve in steps this big, so lenders wait little, */
+#define KEEP_CHUNK (4ull << 20)
+/* and only once it is this far below its target. */
+#define KEEP_SLACK (64ull << 20)
+
+struct mc_reserve {
+	struct mc_pool *pool;
+	double high_watermark;
+	atomic_uint_fast64_t lent;	/* loans to writes in flight */
+	pthread_mutex_t mutex;		/* a loan vs the keeper's growth */
+	pthread_mutex_t lock;		/* the keeper's flags */
+	pthread_cond_t cond;		/* CLOCK_MONOTONIC */
+	bool stop, kicked;		/* protected by lock */
+	pthread_t keeper;
+	bool running;
+};
+
+int mc_reserve_new(struct mc_reserve **rp, struct mc_pool *pool,
+		   double high_watermark)
+{
+	struct mc_reserve *r;
+	pthread_condattr_t ca;
+
+	*rp = NULL;
+	if (mc_pool_kind(pool) == MC_POOL_DIR)
+		return -ENOTSUP;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->pool = pool;
+	r->high_watermark = high_watermark;
+	pthread_mutex_init(&r->mutex, NULL);
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	*rp = r;
+	return 0;
+}
+
+void mc_reserve_free(struct mc_reserve *r)
+{
+	if (!r)
+		return;
+	if (r->running) {
+		pthread_mutex_lock(&r->lock);
+		r->stop = true;
+		pthread_cond_signal(&r->cond);
+		pthread_mutex_unlock(&r->lock);
+		pthread_join(r->keeper, NULL);
+	}
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->mutex);
+	free(r);
+}
+
+/*
+ * The reserve may hold what is left below the high watermark once pages
+ * and loans are counted: the share above the watermark stays free as slack
+ * for writes bigger than their loan.
+ */
+static uint64_t target(struct mc_reserve *r)
+{
+	struct mc_pool_usage u;
+	uint64_t taken;
+	double top;
+
+	if (mc_pool_usage(r->pool, &u) < 0)
+		return 0;
+	top = (double)u.capacity * r->high_watermark;
+	taken = u.used + atomic_load(&r->lent);
+	return top > (double)taken ? (uint64_t)(top - (double)taken) : 0;
+}
+
+void mc_reserve_kick(struct mc_reserve *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->kicked = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page)
+{
+	uint64_t want = 2 * largest_page, cap, cur, cut;
+
+	if (!r || largest_page < LEND_MIN_PAGE)
+		return 0;
+	/*
+	 * Always cut the loan out of the reserve, even when free memory is
+	 * left: that memory may have sat free long enough to go cold, while
+	 * what the reserve gives up now is what the writer faults in next.
+	 */
+	pthread_mutex_lock(&r->mutex);
+	atomic_fetch_add(&r->lent, want);
+	cap = target(r);
+	cur = mc_pool_reserve_size(r->pool);
+	cut = cur > want ? cur - want : 0;
+	if (cut > cap)
+		cut = cap;
+	if (cut < cur)
+		mc_pool_reserve_resize(r->pool, cut);
+	pthread_mutex_unlock(&r->mutex);
+	return want;
+}
+
+void mc_reserve_return(struct mc_reserve *r, uint64_t loan)
+{
+	if (!r || !loan)
+		return;
+	atomic_fetch_sub(&r->lent, loan);
+	mc_reserve_kick(r);
+}
+
+/*
+ * Grow the reserve back to its target, a chunk at a time, rechecking every
+ * second.  Zeroing memory costs CPU, so it runs here at idle priority and
+ * never on a request's path.
+ */
+static void *keeper_main(void *arg)
+{
+	struct sched_param idle = { 0 };
+	struct mc_reserve *r = arg;
+	bool stop = false, filling = false, grown;
+	struct timespec ts;
+	uint64_t cur, cap;
+
+	pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+	while (!stop) {
+		/* under the lenders' mutex: growing a stale size takes a loan */
+		pthread_mutex_lock(&r->mutex);
+		cap = target(r);
+		cur = mc_pool_reserve_size(r->pool);
+		if (cur + KEEP_SLACK <= cap)
+			filling = true;
+		if (filling && cur + KEEP_CHUNK > cap)
+			filling = false;
+		grown = filling &&
+			mc_pool_reserve_resize(r->pool, cur + KEEP_CHUNK) == 0;
+		pthread_mutex_unlock(&r->mutex);
+
+		pthread_mutex_lock(&r->lock);
+		if (!grown && !r->stop && !r->kicked) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+		}
+		r->kicked = false;
+		stop = r->stop;
+		pthread_mutex_unlock(&r->lock);
+	}
+	return NULL;
+}
+
+int mc_reserve_start(struct mc_reserve *r)
+{
+	int e;
+
+	if (!r || r->running)
+		return 0;
+	e = pthread_create(&r->keeper, NULL, keeper_main, r);
+	if (e != 0)
+		return -e;
+	r->running = true;
+	return 0;
+}

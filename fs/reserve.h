@@ -1,0 +1,45 @@
+/*
+ * reserve.h - the pool's free memory, held resident.
+ *
+ * Free memory that sits unused is taken back (by the kernel, and on a VM by
+ * the host: touching it again is 20x slower here).  So the pool's free
+ * memory lives in its reserve file (mc_pool_reserve_resize()): each write
+ * borrows from it just before it faults memory in, and a background thread
+ * (the keeper) grows it back off the request path.  doc/pool-layout.md has
+ * the rules.
+ */
+#ifndef MC_RESERVE_H
+#define MC_RESERVE_H
+
+#include <stdint.h>
+
+#include "pool.h"
+
+struct mc_reserve;
+
+/*
+ * A reserve over pool that fills the pool up to high_watermark (the share
+ * above stays free as slack).  0, -ENOMEM, -ENOTSUP for a pool without a
+ * reserve file (a plain directory).  Free with mc_reserve_free(), which
+ * stops the keeper; pool must outlive it.
+ */
+int mc_reserve_new(struct mc_reserve **rp, struct mc_pool *pool,
+		   double high_watermark);
+void mc_reserve_free(struct mc_reserve *r);
+
+/* Start the keeper thread: 0 or -errno. */
+int mc_reserve_start(struct mc_reserve *r);
+
+/*
+ * Before a write: lend it twice largest_page bytes, cut out of the reserve
+ * now, so the writer faults in memory freed a moment ago.  Returns the loan
+ * (0 for pages under 1 MiB, or a NULL reserve), to give back with
+ * mc_reserve_return() when the write ends.
+ */
+uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page);
+void mc_reserve_return(struct mc_reserve *r, uint64_t loan);
+
+/* Memory was freed: let the keeper grow the reserve back.  NULL is fine. */
+void mc_reserve_kick(struct mc_reserve *r);
+
+#endif
