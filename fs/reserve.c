@@ -19,13 +19,19 @@
 #define LEND_MIN_PAGE (1ull << 20)
 /* The keeper grows the reserve in steps this big, so lenders wait little, */
 #define KEEP_CHUNK (4ull << 20)
-/* and only once it is this far below its target. */
+/* and only once it is this far below its target, */
 #define KEEP_SLACK (64ull << 20)
+/*
+ * and only after this long without a loan: zeroing memory runs at memory
+ * bandwidth, and the reads that follow a burst of writes need all of it.
+ */
+#define KEEP_QUIET_NS (1000000000ull)
 
 struct mc_reserve {
 	struct mc_pool *pool;
 	double high_watermark;
 	atomic_uint_fast64_t lent;	/* loans to writes in flight */
+	atomic_uint_fast64_t last_loan_ns;	/* CLOCK_MONOTONIC */
 	pthread_mutex_t mutex;		/* a loan vs the keeper's growth */
 	pthread_mutex_t lock;		/* the keeper's flags */
 	pthread_cond_t cond;		/* CLOCK_MONOTONIC */
@@ -80,6 +86,14 @@ void mc_reserve_free(struct mc_reserve *r)
  * and loans are counted: the share above the watermark stays free as slack
  * for writes bigger than their loan.
  */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static uint64_t target(struct mc_reserve *r)
 {
 	struct mc_pool_usage u;
@@ -114,6 +128,7 @@ uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page)
 	 * left: that memory may have sat free long enough to go cold, while
 	 * what the reserve gives up now is what the writer faults in next.
 	 */
+	atomic_store(&r->last_loan_ns, mono_ns());
 	pthread_mutex_lock(&r->mutex);
 	atomic_fetch_add(&r->lent, want);
 	cap = target(r);
@@ -144,7 +159,7 @@ static void *keeper_main(void *arg)
 {
 	struct sched_param idle = { 0 };
 	struct mc_reserve *r = arg;
-	bool stop = false, filling = false, grown;
+	bool stop = false, filling = false, grown, quiet;
 	struct timespec ts;
 	uint64_t cur, cap;
 
@@ -158,7 +173,8 @@ static void *keeper_main(void *arg)
 			filling = true;
 		if (filling && cur + KEEP_CHUNK > cap)
 			filling = false;
-		grown = filling &&
+		quiet = mono_ns() - atomic_load(&r->last_loan_ns) >= KEEP_QUIET_NS;
+		grown = filling && quiet &&
 			mc_pool_reserve_resize(r->pool, cur + KEEP_CHUNK) == 0;
 		pthread_mutex_unlock(&r->mutex);
 
