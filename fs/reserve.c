@@ -1,7 +1,9 @@
 /* reserve.c - loans from the resident reserve, and the keeper that refills it */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -152,18 +154,18 @@ void mc_reserve_return(struct mc_reserve *r, uint64_t loan)
 
 /*
  * Grow the reserve back to its target, a chunk at a time, rechecking every
- * second.  Zeroing memory costs CPU, so it runs here at idle priority and
- * never on a request's path.
+ * second.  Zeroing memory costs CPU, so it runs here at a lower priority
+ * and never on a request's path.
  */
 static void *keeper_main(void *arg)
 {
-	struct sched_param idle = { 0 };
 	struct mc_reserve *r = arg;
 	bool stop = false, filling = false, grown, quiet;
 	struct timespec ts;
 	uint64_t cur, cap;
 
-	pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+	/* below request threads, but not starved like SCHED_IDLE on a busy host */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	while (!stop) {
 		/* under the lenders' mutex: growing a stale size takes a loan */
 		pthread_mutex_lock(&r->mutex);
