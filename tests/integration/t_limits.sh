@@ -1,0 +1,49 @@
+#!/bin/bash
+# t_limits: the daemon stays within its means.  An idle daemon uses no CPU
+# once its reserve is filled (its keeper once spun on a wrong clock), and a
+# low open-file limit does not wedge it: idle pages keep descriptors, and
+# more pages than the limit allows are written and read back (it once
+# failed every open with EMFILE after ~1012 pages).
+[ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
+MC_TEST_TIMEOUT=120
+# shellcheck source=SCRIPTDIR/lib.sh
+. "${MC_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
+
+mc_require_root_fuse
+
+# cpu_ticks PID: user + system clock ticks the process has used
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# --- idle means idle ----------------------------------------------------------
+
+# a hard limit of 512 descriptors, for the daemon too: it cannot raise
+# its soft limit past that
+ulimit -Sn 512 && ulimit -Hn 512 || hard_error "cannot lower the open file limit"
+mc_start --global-segment-size 256MiB
+sleep 3		# the reserve fills first
+t0=$(cpu_ticks "$MC_PID")
+sleep 2
+t1=$(cpu_ticks "$MC_PID")
+hz=$(getconf CLK_TCK)
+# 10% of a core over 2 s is 0.2 s: a spinning thread shows 2 s
+[ $((t1 - t0)) -le $((hz / 5)) ] ||
+	fail "an idle daemon used $((t1 - t0)) ticks of CPU in 2 s (CLK_TCK $hz)"
+grep -q '^Max open files  *[0-9]* *512 ' "/proc/$MC_PID/limits" ||
+	hard_error "the daemon did not get the 512 descriptor hard limit"
+
+# --- more pages than descriptors ----------------------------------------------
+
+# every tiny page takes a 2 MiB huge page: a bigger pool, fresh, no reserve
+mc_stop
+umount "$STATE/pool" || hard_error "cannot unmount the pool"
+mc_start --global-segment-size 2GiB --no-resident
+mkdir "$MNT/many" || fail "mkdir"
+for i in $(seq 700); do
+	printf 'page %d\n' "$i" >"$MNT/many/p$i" || fail "writing page $i of 700 failed"
+done
+for i in $(seq 700); do
+	[ "$(cat "$MNT/many/p$i")" = "page $i" ] || fail "page $i of 700 reads back wrong"
+done
+[ "$(ls "$MNT/many" | wc -l)" = 700 ] || fail "ls does not list 700 pages"
+
+mc_done
