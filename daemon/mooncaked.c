@@ -22,6 +22,7 @@
 #include "fs.h"
 #include "log.h"
 #include "ns.h"
+#include "path.h"
 #include "pool.h"
 #include "rdma.h"
 #include "size.h"
@@ -31,28 +32,6 @@ enum {
 	EXIT_RUNTIME = 1,
 	EXIT_USAGE = 2,
 };
-
-/* mkdir -p for the state directory and the mount point. */
-static int make_dirs(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST && errno != ENOTCONN)
-		return -errno;
-	return 0;
-}
 
 /* The lock file names its owner: "pid\nmountpoint\n", read by a refused rival. */
 static void write_owner(int fd, const char *mountpoint)
@@ -219,14 +198,16 @@ int main(int argc, char **argv)
 	check_protocol(cfg);
 	raise_fd_limit();
 
-	r = make_dirs(cfg->state_dir, 0700);
+	r = mc_mkdir_p(cfg->state_dir, 0700);
 	if (r < 0) {
 		mc_log_errno(MC_LOG_ERR, r,
 			     "state: cannot create '%s': pass a writable --state-dir",
 			     cfg->state_dir);
 		goto out;
 	}
-	r = make_dirs(cfg->mountpoint, 0755);
+	r = mc_mkdir_p(cfg->mountpoint, 0755);
+	if (r == -ENOTCONN)
+		r = 0;	/* a stale mount: mc_fs_mount() detaches it */
 	if (r < 0) {
 		mc_log_errno(MC_LOG_ERR, r,
 			     "mount: cannot create the mount point '%s': create it or pick another",

@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +76,7 @@ struct mc_handle {
 };
 
 static void release_inode_files(struct mc_fs *fs, struct mc_inode *in);
+static void discard_inode(struct mc_fs *fs, struct mc_inode *in);
 static int begin_rewrite(struct mc_fs *fs, struct mc_handle *h);
 static void graves_freed(void *ctx);
 static void reply_open_or_drop(fuse_req_t req, struct fuse_file_info *fi,
@@ -281,10 +281,7 @@ static void drop_page_as(struct mc_fs *fs, const struct mc_ns_dropped *d,
 		in = NULL;
 	}
 	mc_inode_table_unlock(fs->itab);
-	if (in) {
-		release_inode_files(fs, in);
-		mc_inode_free(in);
-	}
+	discard_inode(fs, in);
 	if (d->page_id == 0)
 		return;
 	if (linger)
@@ -303,7 +300,6 @@ static void on_evicted(void *ctx, const struct mc_ns_dropped *d)
 	struct mc_fs *fs = ctx;
 
 	drop_page_as(fs, d, false);
-	atomic_fetch_add(&fs->counters.evictions, 1);
 	queue_inval(fs, d->parent, d->name);
 }
 
@@ -330,25 +326,32 @@ static void make_room_wait(struct mc_fs *fs, uint64_t want)
 	pthread_mutex_unlock(&fs->evict_lock);
 }
 
+/* True when `want` more bytes would take the pool past its watermark. */
+static bool past_watermark(const struct mc_fs *fs,
+			   const struct mc_pool_usage *u, uint64_t want)
+{
+	return (double)(u->used + want) >
+		       (double)u->capacity * fs->params.high_watermark ||
+	       u->used + want > u->capacity;
+}
+
 static void make_room_locked(struct mc_fs *fs, uint64_t want)
 {
 	struct mc_pool_usage u;
-	double high, low;
 	uint64_t need;
+	double low;
 
-	if (mc_pool_usage(fs->pool, &u) == 0 &&
-	    ((double)(u.used + want) > (double)u.capacity * fs->params.high_watermark ||
-	     u.used + want > u.capacity))
-		mc_graves_reap(fs->graves, UINT64_MAX);	/* memory is wanted now */
-	if (mc_pool_usage(fs->pool, &u) < 0 || u.capacity == 0)
+	if (mc_pool_usage(fs->pool, &u) < 0 || u.capacity == 0 ||
+	    !past_watermark(fs, &u, want))
 		return;
-	high = (double)u.capacity * fs->params.high_watermark;
+	/* replaced pages lingering in graves go first: memory is wanted now */
+	mc_graves_reap(fs->graves, UINT64_MAX);
+	if (mc_pool_usage(fs->pool, &u) < 0 || !past_watermark(fs, &u, want))
+		return;
 	low = (double)u.capacity *
 	      (fs->params.high_watermark - fs->params.eviction_ratio);
 	if (low < 0)
 		low = 0;
-	if ((double)(u.used + want) <= high && u.used + want <= u.capacity)
-		return;
 	need = (uint64_t)((double)(u.used + want) - low);
 	if (u.used + want > u.capacity && u.used + want - u.capacity > need)
 		need = u.used + want - u.capacity;
@@ -389,6 +392,15 @@ static void release_inode_files(struct mc_fs *fs, struct mc_inode *in)
 	if (in->fd >= 0)
 		close(in->fd);
 	in->fd = -1;
+}
+
+/* Close an inode's files and free it (it is out of the table); NULL is fine. */
+static void discard_inode(struct mc_fs *fs, struct mc_inode *in)
+{
+	if (!in)
+		return;
+	release_inode_files(fs, in);
+	mc_inode_free(in);
 }
 
 /* Register in->fd for passthrough when the kernel agreed to it. */
@@ -903,10 +915,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		mc_inode_table_lock(fs->itab);
 		mc_inode_remove_locked(fs->itab, in);
 		mc_inode_table_unlock(fs->itab);
-		release_inode_files(fs, in);
 		mc_pool_discard(fs->pool, in->attr.page_id);
 		mc_reserve_return(fs->reserve, in->lent);
-		mc_inode_free(in);
+		discard_inode(fs, in);
 		reply_err(req, -ENOMEM);
 		return;
 	}
@@ -1355,21 +1366,34 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 					   "commit: page '%s' was dropped after its writer closed it (%s): write it again",
 					   name, strerror(-r));
 	}
-	if (old) {
-		release_inode_files(fs, old);
-		mc_inode_free(old);
-	}
+	discard_inode(fs, old);
 }
 
 /*
- * Drop a handle: on the last one, commit a write, or park or free a
- * committed page.  `flushed` is false when the kernel never got the file
- * (a reply that was not delivered), which dooms a write.
+ * Drop one open of a committed page (table lock held).  The last one parks
+ * the page idle, or takes it out of the table when it is dead.  Returns
+ * what the caller discards after unlocking (the page, or the idle page it
+ * pushed out), and sets *last.
  */
+static struct mc_inode *unref_committed_locked(struct mc_fs *fs,
+					       struct mc_inode *in, bool *last)
+{
+	*last = --in->nopen == 0;
+	/* a reader that came during the commit: finish_write parks it */
+	if (!*last || in->state == MC_INODE_COMMITTING)
+		return NULL;
+	/* idle keeps the backing file registered: hot pages reopen cheaply */
+	if (!in->dead)
+		return mc_inode_idle_locked(fs->itab, in, fs->idle_max);
+	mc_inode_remove_locked(fs->itab, in);
+	return in;
+}
+
+/* Drop a handle: the last one of a write commits it. */
 static void release_handle(struct mc_fs *fs, struct mc_handle *h, uint64_t ino)
 {
-	struct mc_inode *in = h->inode, *old = NULL;
-	bool last, writing;
+	struct mc_inode *in = h->inode, *old;
+	bool last;
 
 	if (h->kind == HANDLE_STATUS) {
 		free(h->text);
@@ -1380,39 +1404,24 @@ static void release_handle(struct mc_fs *fs, struct mc_handle *h, uint64_t ino)
 	if (in->rewriter == h)
 		in->rewriter = NULL;
 	free(h);
-	last = --in->nopen == 0;
-	writing = in->state == MC_INODE_WRITING;
-	if (last && writing) {
-		in->state = MC_INODE_COMMITTING;
-		/* no FLUSH: the kernel failed the open after our reply */
-		if (!in->flushed && in->error == 0)
-			in->error = -EIO;
-	} else if (last && in->state == MC_INODE_COMMITTING) {
-		/* a reader that came during the commit: finish_write parks it */
-		in = NULL;
-	} else if (last && !in->dead) {
-		/* keep the backing file registered: hot pages reopen cheaply */
-		old = mc_inode_idle_locked(fs->itab, in, fs->idle_max);
-		in = NULL;
-	} else if (last) {
-		mc_inode_remove_locked(fs->itab, in);
+	if (in->state == MC_INODE_WRITING) {
+		last = --in->nopen == 0;
+		if (last) {
+			in->state = MC_INODE_COMMITTING;
+			/* no FLUSH: the kernel failed the open after our reply */
+			if (!in->flushed && in->error == 0)
+				in->error = -EIO;
+		}
+		mc_inode_table_unlock(fs->itab);
+		if (last)
+			finish_write(fs, in);
+		return;
 	}
+	old = unref_committed_locked(fs, in, &last);
 	mc_inode_table_unlock(fs->itab);
-	if (!last)
-		return;
-	if (writing) {
-		finish_write(fs, in);
-		return;
-	}
-	mc_ns_unpin(fs->ns, ino);
-	if (in) {
-		release_inode_files(fs, in);
-		mc_inode_free(in);
-	}
-	if (old) {
-		release_inode_files(fs, old);
-		mc_inode_free(old);
-	}
+	if (last)
+		mc_ns_unpin(fs->ns, ino);
+	discard_inode(fs, old);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -1438,32 +1447,16 @@ static void reply_open_or_drop(fuse_req_t req, struct fuse_file_info *fi,
 /* Drop one open of a committed page (its handle became something else). */
 static void put_committed(struct mc_fs *fs, struct mc_inode *in)
 {
-	struct mc_inode *old = NULL;
 	uint64_t ino = in->ino;
+	struct mc_inode *old;
 	bool last;
 
 	mc_inode_table_lock(fs->itab);
-	last = --in->nopen == 0;
-	if (last && !in->dead) {
-		old = mc_inode_idle_locked(fs->itab, in, fs->idle_max);
-		in = NULL;
-	} else if (last) {
-		mc_inode_remove_locked(fs->itab, in);
-	} else {
-		in = NULL;
-	}
+	old = unref_committed_locked(fs, in, &last);
 	mc_inode_table_unlock(fs->itab);
-	if (!last)
-		return;
-	mc_ns_unpin(fs->ns, ino);
-	if (in) {
-		release_inode_files(fs, in);
-		mc_inode_free(in);
-	}
-	if (old) {
-		release_inode_files(fs, old);
-		mc_inode_free(old);
-	}
+	if (last)
+		mc_ns_unpin(fs->ns, ino);
+	discard_inode(fs, old);
 }
 
 /*

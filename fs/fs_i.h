@@ -21,7 +21,6 @@ struct mc_fs_counters {
 	atomic_uint_fast64_t hits;	/* opens of committed pages */
 	atomic_uint_fast64_t misses;	/* lookups that found nothing */
 	atomic_uint_fast64_t commits;
-	atomic_uint_fast64_t evictions;
 	atomic_uint_fast64_t errors;	/* requests that failed with EIO/ENOSPC/EFBIG */
 	atomic_uint_fast64_t enospc;
 };

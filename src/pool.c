@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "path.h"
 #include "pool.h"
 #include "banned.h"
 
@@ -154,31 +155,6 @@ static bool has_option(const char *opts, const char *opt)
 			p++;
 	}
 	return false;
-}
-
-static int mkdir_p(const char *dir, mode_t mode)
-{
-	char path[PATH_MAX];
-	size_t len;
-	char *p;
-
-	len = strlen(dir);
-	if (len == 0)
-		return -EINVAL;
-	if (len >= sizeof(path))
-		return -ENAMETOOLONG;
-	memcpy(path, dir, len + 1);
-	for (p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 /*
@@ -383,7 +359,7 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 	pthread_mutex_init(&pool->reserve_lock, NULL);
 	pool->capacity = capacity;
 
-	r = mkdir_p(dir, 0700);
+	r = mc_mkdir_p(dir, 0700);
 	if (r < 0) {
 		mc_log_errno(MC_LOG_ERR, r,
 			     "pool: cannot create '%s': check its parent's permissions or pass another --state-dir",
