@@ -123,14 +123,19 @@ uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page)
 {
 	uint64_t want = 2 * largest_page, cap, cur, cut;
 
-	if (!r || largest_page < LEND_MIN_PAGE)
+	if (!r)
 		return 0;
+	if (largest_page < LEND_MIN_PAGE)
+		want = 0;
 	/*
 	 * Always cut the loan out of the reserve, even when free memory is
 	 * left: that memory may have sat free long enough to go cold, while
 	 * what the reserve gives up now is what the writer faults in next.
+	 * Without a loan the reserve still gives way down to its target, so
+	 * pages that grew since it was filled keep their slack.
 	 */
-	atomic_store(&r->last_loan_ns, mono_ns());
+	if (want)
+		atomic_store(&r->last_loan_ns, mono_ns());
 	pthread_mutex_lock(&r->mutex);
 	atomic_fetch_add(&r->lent, want);
 	cap = target(r);

@@ -32,9 +32,10 @@ int mc_reserve_start(struct mc_reserve *r);
 
 /*
  * Before a write: lend it twice largest_page bytes, cut out of the reserve
- * now, so the writer faults in memory freed a moment ago.  Returns the loan
- * (0 for pages under 1 MiB, or a NULL reserve), to give back with
- * mc_reserve_return() when the write ends.
+ * now, so the writer faults in memory freed a moment ago; without a loan
+ * (pages under 1 MiB) the reserve still shrinks to its target so pages
+ * that grew since keep their slack.  Returns the loan (0 for small pages
+ * or a NULL reserve), to give back with mc_reserve_return().
  */
 uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page);
 void mc_reserve_return(struct mc_reserve *r, uint64_t loan);

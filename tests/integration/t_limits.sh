@@ -1,6 +1,7 @@
 #!/bin/bash
 # t_limits: the daemon stays within its means.  An idle daemon uses no CPU
-# once its reserve is filled (its keeper once spun on a wrong clock), and a
+# once its reserve is filled (its keeper once spun on a wrong clock), small
+# pages get room past a full reserve, and a
 # low open-file limit does not wedge it: idle pages keep descriptors, and
 # more pages than the limit allows are written and read back (it once
 # failed every open with EMFILE after ~1012 pages).
@@ -30,6 +31,20 @@ hz=$(getconf CLK_TCK)
 	fail "an idle daemon used $((t1 - t0)) ticks of CPU in 2 s (CLK_TCK $hz)"
 grep -q '^Max open files  *[0-9]* *512 ' "/proc/$MC_PID/limits" ||
 	hard_error "the daemon did not get the 512 descriptor hard limit"
+
+# --- small pages do not starve behind the reserve ---------------------------
+
+# pages under 1 MiB borrow nothing from the reserve, yet each takes a 2 MiB
+# huge page: the reserve must still give way (it once held its memory and
+# every create past the slack got ENOSPC)
+[ "$(mc_status reserve_bytes)" -gt 0 ] || hard_error "the reserve did not fill"
+mkdir "$MNT/small" || fail "mkdir"
+for i in $(seq 300); do
+	printf 'small %d\n' "$i" >"$MNT/small/s$i" ||
+		fail "small page $i of 300 (600 MiB of huge pages in a 256 MiB pool) was refused"
+done
+[ "$(cat "$MNT/small/s300")" = "small 300" ] || fail "the newest small page reads back wrong"
+[ "$(mc_status evictions)" -gt 0 ] || fail "no evictions while writing 300 small pages"
 
 # --- more pages than descriptors ----------------------------------------------
 
