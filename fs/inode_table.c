@@ -174,20 +174,6 @@ struct mc_inode *mc_inode_idle_locked(struct mc_inode_table *tab,
 	return old;
 }
 
-struct mc_inode *mc_inode_take_idle_locked(struct mc_inode_table *tab)
-{
-	struct mc_inode *list = NULL, **tailp = &list;
-
-	while (tab->idle_head) {
-		struct mc_inode *in = tab->idle_head;
-
-		mc_inode_remove_locked(tab, in);
-		*tailp = in;
-		tailp = &in->idle_next;
-	}
-	return list;
-}
-
 static void unlist_write(struct mc_inode *in)
 {
 	if (!in->wprevp)
@@ -220,11 +206,6 @@ void mc_inode_remove_locked(struct mc_inode_table *tab, struct mc_inode *in)
 		*pp = in->next;
 	in->next = NULL;
 	unlist_write(in);
-	pthread_cond_broadcast(&tab->cond);
-}
-
-void mc_inode_broadcast_locked(struct mc_inode_table *tab)
-{
 	pthread_cond_broadcast(&tab->cond);
 }
 

@@ -88,12 +88,6 @@ struct mc_inode *mc_inode_idle_locked(struct mc_inode_table *tab,
 void mc_inode_unidle_locked(struct mc_inode_table *tab, struct mc_inode *in);
 
 /*
- * Take every idle inode off the table, as a list linked by idle_next,
- * for the caller to close and free (shutdown).
- */
-struct mc_inode *mc_inode_take_idle_locked(struct mc_inode_table *tab);
-
-/*
  * A write became a committed page: off the list of writes (waiting lookups
  * are woken), name dropped, state MC_INODE_OPEN.
  */
@@ -102,9 +96,6 @@ void mc_inode_end_write_locked(struct mc_inode_table *tab, struct mc_inode *in);
 /* Unlink from the table and wake waiters; the caller frees it. */
 void mc_inode_remove_locked(struct mc_inode_table *tab, struct mc_inode *in);
 void mc_inode_free(struct mc_inode *in);
-
-/* Wake everyone waiting for a commit. */
-void mc_inode_broadcast_locked(struct mc_inode_table *tab);
 
 /* Wait for a broadcast until deadline (CLOCK_MONOTONIC ns): 0 or -ETIMEDOUT. */
 int mc_inode_wait_locked(struct mc_inode_table *tab, uint64_t deadline_ns);
