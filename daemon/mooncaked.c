@@ -2,7 +2,8 @@
  * mooncaked - one per host: contributes pool memory and serves the mount.
  *
  * In --standalone (the default) the namespace and placement store runs in
- * this process over sqlite; the cluster master arrives with mooncake_master.
+ * this process over sqlite; given a master (--master, MOONCAKE_MASTER) the
+ * daemon joins that cluster instead (daemon/cluster.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <fuse_lowlevel.h>
 
 #include "autoconf.h"
+#include "cluster.h"
 #include "config.h"
 #include "fs.h"
 #include "log.h"
@@ -128,16 +130,24 @@ static int check_protocol(const struct mc_config *cfg)
 }
 
 static void print_banner(const struct mc_config *cfg, struct mc_pool *pool,
-			 bool adopted, const struct mc_ns_stats *st)
+			 bool adopted, const struct mc_ns_stats *st,
+			 struct mc_cluster *cluster)
 {
-	char cap[32];
+	char cap[32], where[512];
 
 	mc_size_format(cfg->global_segment_size, cap, sizeof(cap));
-	printf("mooncaked: serving %s at %s (standalone)\n", cap, cfg->mountpoint);
+	printf("mooncaked: serving %s at %s (%s)\n", cap, cfg->mountpoint,
+	       cluster ? "cluster" : "standalone");
 	printf("  pool:   %s, %s%s\n", mc_pool_dir(pool),
 	       mc_pool_kind_name(mc_pool_kind(pool)),
 	       adopted ? ", re-adopted" : "");
-	printf("  pages:  %llu kept from before\n", (unsigned long long)st->pages);
+	if (cluster) {
+		mc_cluster_describe(cluster, where, sizeof(where));
+		printf("  joined: %s\n", where);
+	} else {
+		printf("  pages:  %llu kept from before\n",
+		       (unsigned long long)st->pages);
+	}
 	printf("  status: cat %s/.mooncake/status\n", cfg->mountpoint);
 	printf("  stop:   umount %s   (the pool memory stays for a restart; free it with 'umount %s/pool')\n",
 	       cfg->mountpoint, cfg->state_dir);
@@ -150,6 +160,8 @@ int main(int argc, char **argv)
 	struct mc_config *cfg = NULL;
 	struct mc_pool *pool = NULL;
 	struct mc_ns *ns = NULL;
+	struct mc_cluster *cluster = NULL;
+	struct mc_transport *transport = NULL;
 	struct mc_fs *fs = NULL;
 	struct mc_fs_params fp;
 	struct mc_ns_stats st;
@@ -188,13 +200,6 @@ int main(int argc, char **argv)
 		status = EXIT_USAGE;
 		goto out;
 	}
-	if (cfg->master && *cfg->master) {
-		fprintf(stderr,
-			"mooncaked: master '%s' given, but cluster mode needs mooncake_master, which this version does not ship yet: unset MOONCAKE_MASTER / master_server_address to run standalone\n",
-			cfg->master);
-		status = EXIT_USAGE;
-		goto out;
-	}
 	check_protocol(cfg);
 	raise_fd_limit();
 
@@ -224,6 +229,14 @@ int main(int argc, char **argv)
 			 &adopted);
 	if (r < 0)
 		goto out;
+	if (cfg->master && *cfg->master) {
+		/* a fresh pool has a fresh identity: the master drops the old one */
+		r = mc_cluster_new(&cluster, cfg, pool, &ns, &transport);
+		if (r < 0)
+			goto out;
+		memset(&st, 0, sizeof(st));
+		goto made_ns;
+	}
 	r = mc_ns_open(&ns, cfg->db_path);
 	if (r < 0) {
 		mc_log_errno(MC_LOG_ERR, r,
@@ -241,7 +254,7 @@ int main(int argc, char **argv)
 			       cfg->db_path, (long long)n);
 	}
 	mc_ns_get_stats(ns, &st);
-
+made_ns:
 	memset(&fp, 0, sizeof(fp));
 	fp.max_page_size = cfg->max_page_size;
 	fp.high_watermark = cfg->high_watermark;
@@ -251,6 +264,7 @@ int main(int argc, char **argv)
 	fp.threads = cfg->threads;
 	fp.hostname = cfg->local_hostname;
 	fp.resident = cfg->resident;
+	fp.transport = transport;
 	r = mc_fs_new(&fs, ns, pool, &fp);
 	if (r < 0)
 		goto out;
@@ -258,11 +272,14 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 
-	print_banner(cfg, pool, adopted, &st);
+	print_banner(cfg, pool, adopted, &st, cluster);
 	if (fuse_daemonize(cfg->foreground) != 0) {
 		mc_log(MC_LOG_ERR, "daemon: cannot detach: run with --foreground");
 		goto out;
 	}
+	/* threads only now: the fork above keeps none */
+	if (cluster && mc_cluster_start(cluster) < 0)
+		goto out;
 	if (!cfg->foreground && lock_fd >= 0)
 		write_owner(lock_fd, cfg->mountpoint);	/* the pid changed */
 
@@ -275,8 +292,12 @@ int main(int argc, char **argv)
 	mc_log(MC_LOG_NOTICE, "stopped: %s unmounted; pool memory kept at '%s'",
 	       cfg->mountpoint, pooldir);
 out:
+	mc_cluster_stop(cluster);	/* nothing calls into fs after this */
 	mc_fs_free(fs);
-	mc_ns_close(ns);
+	if (cluster)
+		mc_cluster_free(cluster);	/* owns ns and transport */
+	else
+		mc_ns_close(ns);
 	mc_pool_close(pool);
 	if (status != 0 && pool && !adopted && !started)
 		mc_pool_destroy(pooldir);	/* a failed first start leaves nothing */

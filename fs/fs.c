@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -34,8 +35,10 @@
 #include <fuse_lowlevel.h>
 
 #include "fs_i.h"
+#include "crc32c.h"
 #include "graves.h"
 #include "log.h"
+#include "remote.h"
 #include "reserve.h"
 #include "name.h"
 #include "banned.h"
@@ -304,6 +307,24 @@ static void on_evicted(void *ctx, const struct mc_ns_dropped *d)
 }
 
 /*
+ * The master dropped a page (or this host's copy of it) for another host's
+ * unlink, rename or commit, or an eviction: free it here as an eviction
+ * would.  Runs on the master client's thread, which never waits on us.
+ */
+static void on_dropped_elsewhere(void *ctx, const struct mc_ns_dropped *d)
+{
+	on_evicted(ctx, d);
+}
+
+static void on_replicate(void *ctx, uint64_t page_id)
+{
+	struct mc_fs *fs = ctx;
+
+	if (fs->remote)
+		mc_remote_replicate(fs->remote, page_id);
+}
+
+/*
  * Keep room for the next write: when the pool is past the high watermark
  * (or a page of the size last seen would not fit), evict down to
  * high - eviction_ratio.  Only one thread evicts at a time; others go on.
@@ -324,6 +345,11 @@ static void make_room_wait(struct mc_fs *fs, uint64_t want)
 	pthread_mutex_lock(&fs->evict_lock);
 	make_room_locked(fs, want);
 	pthread_mutex_unlock(&fs->evict_lock);
+}
+
+void mc_fs_make_room(struct mc_fs *fs, uint64_t want)
+{
+	make_room_wait(fs, want);
 }
 
 /* True when `want` more bytes would take the pool past its watermark. */
@@ -977,7 +1003,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct mc_handle *h;
 	bool first = false, undecided = false, grave = false;
 	uint64_t now;
-	int r, fd;
+	int r, fd, fetched = -1;
 
 	if (ino == MC_FS_STATUS_INO) {
 		open_status(req, fi);
@@ -1035,15 +1061,46 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		undecided = true;
 	}
 
+	/* bytes on another host: bring them here first, with no lock held */
+	if (fs->remote && !grave && !undecided) {
+		bool cached;
+
+		mc_inode_table_lock(fs->itab);
+		cached = mc_inode_find_locked(fs->itab, ino) != NULL;
+		mc_inode_table_unlock(fs->itab);
+		if (!cached && !mc_pool_has_page(fs->pool, a.page_id)) {
+			r = mc_remote_fetch(fs->remote, a.page_id, &fetched);
+			if (r < 0 && r != -ENOENT)
+				mc_log_ratelimited(MC_LOG_WARNING,
+						   "open: cannot fetch page %016llx of inode %llu from any host holding it (%s): the open fails; check those hosts and the network",
+						   (unsigned long long)a.page_id,
+						   (unsigned long long)ino,
+						   strerror(-r));
+			if (r < 0) {
+				/* gone everywhere: the kernel looks it up again */
+				reply_err(req, r == -ENOENT ? -ESTALE : r);
+				return;
+			}
+		}
+	}
+
 	h = handle_new(HANDLE_PAGE, NULL);
 	if (!h) {
+		if (fetched >= 0)
+			close(fetched);
 		reply_err(req, -ENOMEM);
 		return;
 	}
 	mc_inode_table_lock(fs->itab);
 	in = mc_inode_find_locked(fs->itab, ino);
+	if (in && fetched >= 0) {
+		close(fetched);	/* another open got there first */
+		fetched = -1;
+	}
 	if (!in) {
-		fd = mc_pool_open_page(fs->pool, a.page_id, O_RDONLY);
+		fd = fetched >= 0 ? fetched :
+				    mc_pool_open_page(fs->pool, a.page_id, O_RDONLY);
+		fetched = -1;
 		if (fd == -ENOENT && mc_ns_getattr(fs->ns, ino, &a) == -ENOENT) {
 			/* replaced or evicted since the getattr above */
 			mc_inode_table_unlock(fs->itab);
@@ -1281,6 +1338,22 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 /* Last close of a write: commit it, or throw it away. */
+/* CRC-32C of a page's size bytes, read through a mapping. */
+static int page_crc32c(int fd, uint64_t size, uint32_t *crc)
+{
+	void *map;
+
+	*crc = 0;
+	if (size == 0)
+		return 0;
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	*crc = mc_crc32c(0, map, size);
+	munmap(map, size);
+	return 0;
+}
+
 /*
  * Last close of a write: commit it, or throw it away.  A kept page keeps
  * its fd and backing file for its first readers.  The store commit and the
@@ -1320,6 +1393,9 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 		c.size = (uint64_t)st.st_size;
 		c.mtime_ns = now_ns(CLOCK_REALTIME);
 	}
+	/* other hosts check what they fetch against this */
+	if (r == 0 && mc_ns_is_cluster(fs->ns))
+		r = page_crc32c(in->fd, c.size, &c.crc32c);
 	in->lent = 0;
 
 	mc_inode_table_lock(fs->itab);
@@ -1868,9 +1944,24 @@ int mc_fs_new(struct mc_fs **fsp, struct mc_ns *ns, struct mc_pool *pool,
 	r = mc_graves_new(&fs->graves, pool, graves_freed, fs);
 	if (r < 0)
 		goto out_free;
+	if (mc_ns_is_cluster(ns)) {
+		struct mc_ns_listener l = {
+			.dropped = on_dropped_elsewhere,
+			.replicate = on_replicate,
+			.ctx = fs,
+		};
+
+		if (params->transport) {
+			r = mc_remote_new(&fs->remote, fs, params->transport);
+			if (r < 0)
+				goto out_free;
+		}
+		mc_ns_set_listener(ns, &l);
+	}
 	*fsp = fs;
 	return 0;
 out_free:
+	mc_graves_free(fs->graves);
 	mc_reserve_free(fs->reserve);
 	mc_inode_table_free(fs->itab);
 	free(fs->inval_ring);
@@ -1904,6 +1995,7 @@ void mc_fs_free(struct mc_fs *fs)
 	if (!fs)
 		return;
 	stop_inval_thread(fs);
+	mc_remote_free(fs->remote);	/* stops the copy orders */
 	mc_reserve_free(fs->reserve);	/* stops the keeper */
 	mc_graves_free(fs->graves);	/* frees what is still buried */
 	if (fs->se) {
@@ -2101,6 +2193,12 @@ int mc_fs_run(struct mc_fs *fs)
 	if (r < 0)
 		mc_log_errno(MC_LOG_WARNING, r,
 			     "pool: cannot start the reserve keeper: writes may fault in cold memory");
+	if (fs->remote) {
+		r = mc_remote_start(fs->remote);
+		if (r < 0)
+			mc_log_errno(MC_LOG_WARNING, r,
+				     "replicate: cannot start the copy thread: this host takes no copies for replica_num");
+	}
 	lc = fuse_loop_cfg_create();
 	if (!lc) {
 		r = -ENOMEM;

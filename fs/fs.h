@@ -14,6 +14,7 @@
 #include "pool.h"
 
 struct mc_fs;
+struct mc_transport;
 
 struct mc_fs_params {
 	uint64_t max_page_size;		/* EFBIG above */
@@ -24,6 +25,11 @@ struct mc_fs_params {
 	unsigned threads;		/* FUSE worker threads */
 	const char *hostname;		/* shown in user.mooncake.location */
 	bool resident;			/* hold free pool memory in the reserve */
+	/*
+	 * In a cluster: how pages held by other hosts are fetched (outlives
+	 * the filesystem).  NULL: only pages in this pool can be opened.
+	 */
+	struct mc_transport *transport;
 };
 
 /*

@@ -35,6 +35,7 @@ struct mc_fs_inval {
 
 struct mc_reserve;
 struct mc_graves;
+struct mc_remote;
 
 struct mc_fs {
 	struct mc_ns *ns;
@@ -62,7 +63,11 @@ struct mc_fs {
 
 	struct mc_graves *graves;	/* replaced pages, freed a second later */
 	struct mc_reserve *reserve;	/* NULL without --resident */
+	struct mc_remote *remote;	/* fetches from other hosts; NULL alone */
 };
+
+/* Evict until `want` more bytes fit under the watermark (waits its turn). */
+void mc_fs_make_room(struct mc_fs *fs, uint64_t want);
 
 /* Render the status file into a new buffer: 0 or -ENOMEM. */
 int mc_status_render(struct mc_fs *fs, char **bufp, size_t *lenp);

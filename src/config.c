@@ -111,6 +111,18 @@ static bool valid_non_negative(const void *field)
 	return *(const double *)field >= 0.0;
 }
 
+static bool valid_positive(const void *field)
+{
+	double d = *(const double *)field;
+
+	return d > 0.0 && d <= 3600.0;
+}
+
+static bool valid_port(const void *field)
+{
+	return *(const uint32_t *)field <= 65535;
+}
+
 static const char *const passthrough_names[] = {
 	[MC_PASSTHROUGH_AUTO] = "auto",
 	[MC_PASSTHROUGH_ON] = "on",
@@ -159,7 +171,7 @@ static const char *name_log_level(const void *field)
 static const struct mc_tunable tunables[] = {
 	{ .flag = "standalone", .json_key = "standalone", .type = MC_T_BOOL,
 	  .def = "true", .offset = F(standalone),
-	  .help = "run the master logic in-process (cluster mode arrives later)" },
+	  .help = "run the master logic in-process (the default unless --master is given)" },
 	{ .flag = "foreground", .short_flag = 'f', .type = MC_T_BOOL,
 	  .def = "false", .offset = F(foreground),
 	  .help = "stay in the foreground and log to stderr" },
@@ -189,6 +201,23 @@ static const struct mc_tunable tunables[] = {
 	  .offset = F(protocol), .valid = valid_protocol,
 	  .accepts = "tcp or rdma",
 	  .help = "transport for page bytes between hosts" },
+	{ .flag = "data-port", .metavar = "PORT", .json_key = "data_port",
+	  .env = "MOONCAKE_DATA_PORT", .type = MC_T_UINT, .def = "50052",
+	  .offset = F(data_port), .valid = valid_port,
+	  .accepts = "a port number from 0 to 65535 (0: any free port)",
+	  .help = "TCP port where this host serves its pages to peers (cluster mode)" },
+	{ .flag = "transfer-timeout", .metavar = "SECONDS",
+	  .json_key = "transfer_timeout", .type = MC_T_DOUBLE, .def = "2.0",
+	  .unit = "s", .offset = F(transfer_timeout_s),
+	  .valid = valid_positive,
+	  .accepts = "a number of seconds > 0 such as 2.0",
+	  .help = "longest wait for a peer while fetching a page; then the next copy is tried" },
+	{ .flag = "rpc-timeout", .metavar = "SECONDS",
+	  .json_key = "rpc_timeout", .type = MC_T_DOUBLE, .def = "5.0",
+	  .unit = "s", .offset = F(rpc_timeout_s),
+	  .valid = valid_positive,
+	  .accepts = "a number of seconds > 0 such as 5.0",
+	  .help = "longest wait for an answer from mooncake_master" },
 	{ .flag = "device", .metavar = "NAME", .json_key = "device_name",
 	  .env = "MOONCAKE_DEVICE", .type = MC_T_STRING,
 	  .offset = F(device_name), .def_help = "the first RDMA device",

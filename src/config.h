@@ -25,6 +25,9 @@ struct mc_config {
 	char *metadata_server;		/* metadata_server, MOONCAKE_TE_META_DATA_SERVER */
 	char *local_hostname;		/* local_hostname, MOONCAKE_LOCAL_HOSTNAME */
 	char *protocol;			/* "tcp" | "rdma", MOONCAKE_PROTOCOL */
+	uint32_t data_port;		/* --data-port: serves pages to peers */
+	double transfer_timeout_s;	/* --transfer-timeout: one page fetch */
+	double rpc_timeout_s;		/* --rpc-timeout: one master call */
 	char *device_name;		/* device_name, MOONCAKE_DEVICE */
 	uint64_t global_segment_size;	/* pool bytes, MOONCAKE_GLOBAL_SEGMENT_SIZE */
 	uint64_t local_buffer_size;	/* MOONCAKE_LOCAL_BUFFER_SIZE */

@@ -7,8 +7,13 @@
  * one mc_ns_commit().  Every call is one short transaction under the store's
  * own lock, so callers on many threads need no lock of their own.  Pages
  * are never freed here: calls that drop a page hand its id back to the
- * caller (struct mc_ns_dropped), who frees the memory.  In --standalone this
- * runs in-process over sqlite; a cluster puts the same calls behind an RPC.
+ * caller (struct mc_ns_dropped), who frees the memory.
+ *
+ * This header is an interface with two implementations: mc_ns_open() runs
+ * the store (src/store.c, sqlite) in-process for --standalone, and
+ * mc_ns_connect() (src/ns_client.c) sends every call to mooncake_master.
+ * The filesystem layer sees no difference except the listener, through
+ * which a cluster tells it about pages dropped elsewhere.
  */
 #ifndef MC_NS_H
 #define MC_NS_H
@@ -37,6 +42,19 @@ struct mc_ns_attr {
 	uint64_t atime_ns;	/* last open for reading: the LRU clock */
 };
 
+/* Copies of one page a cluster may hold (replica_num is at most this). */
+#define MC_NS_MAX_REPLICAS 8
+/* The one segment of --standalone: every page lives there. */
+#define MC_NS_LOCAL_SEGMENT 1
+
+enum mc_ns_dropped_flags {
+	/*
+	 * Only the caller's copy went (eviction of a cached or replicated
+	 * copy): the page itself lives on in other segments.
+	 */
+	MC_NS_DROPPED_COPY = 1 << 0,
+};
+
 /* What a call removed from the namespace, for the caller to free. */
 struct mc_ns_dropped {
 	uint64_t ino;		/* 0 when nothing was dropped */
@@ -45,6 +63,13 @@ struct mc_ns_dropped {
 	uint64_t size;
 	struct mc_ns_attr attr;	/* its attributes when it was dropped */
 	char name[256];
+	uint32_t flags;		/* enum mc_ns_dropped_flags */
+	/*
+	 * Segments that held a copy (filled by the store for the master,
+	 * never sent on the wire).
+	 */
+	uint8_t nsegments;
+	uint64_t segments[MC_NS_MAX_REPLICAS];
 };
 
 struct mc_ns_stats {
@@ -65,6 +90,34 @@ struct mc_ns_commit {
 	uint32_t gid;
 	uint64_t size;
 	uint64_t mtime_ns;
+	uint32_t crc32c;	/* of the size bytes; checked by remote readers */
+};
+
+/* Where a page's bytes can be fetched from. */
+struct mc_ns_replica {
+	uint64_t segment_id;
+	char address[46];	/* data server, IP as text */
+	uint16_t port;
+};
+
+struct mc_ns_replicas {
+	uint64_t size;		/* as committed */
+	uint32_t crc32c;	/* as committed */
+	unsigned count;		/* 0..MC_NS_MAX_REPLICAS, live segments only */
+	struct mc_ns_replica r[MC_NS_MAX_REPLICAS];
+};
+
+/*
+ * What a cluster tells the filesystem on its own initiative.  Both are
+ * called on the client's receiving thread: they must not block on the
+ * master (queue the work instead).
+ */
+struct mc_ns_listener {
+	/* a page (or this host's copy of it) left the namespace elsewhere */
+	void (*dropped)(void *ctx, const struct mc_ns_dropped *d);
+	/* the master wants a copy of page_id here (replica_num) */
+	void (*replicate)(void *ctx, uint64_t page_id);
+	void *ctx;
 };
 
 /*
@@ -163,11 +216,14 @@ void mc_ns_pin(struct mc_ns *ns, uint64_t ino);
 void mc_ns_unpin(struct mc_ns *ns, uint64_t ino);
 
 /*
- * Evict least-recently-opened unpinned pages until at least `bytes` of
- * footprint is freed, where a page's footprint is its size rounded up to
- * `unit` bytes.  For each page fn is called after it left the namespace
- * (fn frees the memory).  Returns bytes of footprint freed (may be less
- * than asked when everything left is pinned) or -EIO.
+ * Make room in this host's pool: drop least-recently-opened copies held
+ * here that no host holds open, until at least `bytes` of footprint is
+ * freed, where a page's footprint is its size rounded up to `unit` bytes.
+ * A page whose last copy goes leaves the namespace (evicted); one with
+ * copies elsewhere only loses this one (MC_NS_DROPPED_COPY).  For each, fn
+ * is called after the store let go of it (fn frees the memory).  Returns
+ * bytes of footprint freed (may be less than asked when everything left is
+ * pinned), -EIO, or -EHOSTDOWN without a master.
  */
 int64_t mc_ns_evict(struct mc_ns *ns, uint64_t bytes, uint64_t unit,
 		    void (*fn)(void *ctx, const struct mc_ns_dropped *d),
@@ -181,5 +237,77 @@ void mc_ns_get_stats(struct mc_ns *ns, struct mc_ns_stats *out);
  */
 int mc_ns_name_of(struct mc_ns *ns, uint64_t ino, uint64_t *parent,
 		  char *name, size_t len);
+
+/*
+ * Where page_id's bytes are: size, checksum and the live segments holding
+ * a copy.  0, -ENOENT (no such page, or no live copy).
+ */
+int mc_ns_replicas(struct mc_ns *ns, uint64_t page_id,
+		   struct mc_ns_replicas *out);
+
+/*
+ * This host now holds a copy of page_id (fetched and checked): the master
+ * may send readers here and evicts it like any page.  0, -ENOENT when the
+ * page left the namespace meanwhile (free the copy).
+ */
+int mc_ns_add_replica(struct mc_ns *ns, uint64_t page_id);
+
+/* The segment this host's pool is (MC_NS_LOCAL_SEGMENT when standalone). */
+uint64_t mc_ns_segment(struct mc_ns *ns);
+
+/* True when the calls go to a master (pages may live on other hosts). */
+bool mc_ns_is_cluster(struct mc_ns *ns);
+
+/* Set once, before the first call (the filesystem's constructor does). */
+void mc_ns_set_listener(struct mc_ns *ns, const struct mc_ns_listener *l);
+
+/* ---- for implementations ------------------------------------------------ */
+
+/* One implementation's entry points; struct mc_ns is their common head. */
+struct mc_ns_ops {
+	void (*close)(struct mc_ns *ns);
+	int64_t (*forget_pages)(struct mc_ns *ns);
+	int (*reserve)(struct mc_ns *ns, uint64_t *ino, uint64_t *page_id);
+	int (*lookup)(struct mc_ns *ns, uint64_t parent, const char *name,
+		      struct mc_ns_attr *out);
+	int (*getattr)(struct mc_ns *ns, uint64_t ino, struct mc_ns_attr *out);
+	int (*mkdir)(struct mc_ns *ns, uint64_t parent, const char *name,
+		     uint32_t mode, uint32_t uid, uint32_t gid,
+		     struct mc_ns_attr *out);
+	int (*rmdir)(struct mc_ns *ns, uint64_t parent, const char *name);
+	int (*commit)(struct mc_ns *ns, const struct mc_ns_commit *c,
+		      struct mc_ns_dropped *replaced);
+	int (*unlink)(struct mc_ns *ns, uint64_t parent, const char *name,
+		      struct mc_ns_dropped *dropped);
+	int (*rename)(struct mc_ns *ns, uint64_t parent, const char *name,
+		      uint64_t newparent, const char *newname, unsigned flags,
+		      struct mc_ns_dropped *dropped);
+	int (*setattr)(struct mc_ns *ns, uint64_t ino, unsigned flags,
+		       const struct mc_ns_attr *in, struct mc_ns_attr *out);
+	int (*touch)(struct mc_ns *ns, uint64_t ino, uint64_t now_ns);
+	int (*flush_touches)(struct mc_ns *ns);
+	int (*readdir)(struct mc_ns *ns, uint64_t dir, uint64_t after,
+		       int (*fn)(void *ctx, const char *name,
+				 const struct mc_ns_attr *attr),
+		       void *ctx);
+	void (*pin)(struct mc_ns *ns, uint64_t ino);
+	void (*unpin)(struct mc_ns *ns, uint64_t ino);
+	int64_t (*evict)(struct mc_ns *ns, uint64_t bytes, uint64_t unit,
+			 void (*fn)(void *ctx, const struct mc_ns_dropped *d),
+			 void *ctx);
+	void (*get_stats)(struct mc_ns *ns, struct mc_ns_stats *out);
+	int (*name_of)(struct mc_ns *ns, uint64_t ino, uint64_t *parent,
+		       char *name, size_t len);
+	int (*replicas)(struct mc_ns *ns, uint64_t page_id,
+			struct mc_ns_replicas *out);
+	int (*add_replica)(struct mc_ns *ns, uint64_t page_id);
+};
+
+struct mc_ns {
+	const struct mc_ns_ops *ops;
+	uint64_t segment;		/* this host's pool */
+	bool cluster;
+	struct mc_ns_listener listener;	/* zeroed until set */
+};
 
 #endif

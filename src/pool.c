@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/vfs.h>
@@ -744,4 +745,86 @@ const char *mc_pool_page_path(const struct mc_pool *pool, uint64_t id,
 {
 	snprintf(buf, len, "%s/pages/%016" PRIx64, pool->dir, id);
 	return buf;
+}
+
+int mc_pool_foreach_page(struct mc_pool *pool,
+			 int (*fn)(void *ctx, uint64_t id), void *ctx)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, r = 0;
+
+	/* closedir() closes its fd; the pool keeps pages_fd */
+	fd = openat(pool->pages_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		uint64_t id;
+
+		if (de->d_name[0] == '.')
+			continue;
+		errno = 0;
+		id = strtoull(de->d_name, &end, 16);
+		/* not one of ours (a stray file): leave it alone */
+		if (*end != '\0' || strlen(de->d_name) != POOL_NAME_LEN - 1 ||
+		    id == 0)
+			continue;
+		r = fn(ctx, id);
+		if (r != 0)
+			break;
+		errno = 0;
+	}
+	if (!de && errno)
+		r = -errno;
+	closedir(d);
+	return r;
+}
+
+int mc_pool_segment_uuid(struct mc_pool *pool, uint8_t uuid[16])
+{
+	static const uint8_t zero[16];
+	int dfd, fd, r;
+	ssize_t n;
+
+	dfd = open(pool->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	fd = openat(dfd, "segment.uuid", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, uuid, 16);
+		r = n < 0 ? -errno : 0;
+		close(fd);
+		if (r == 0 && n == 16 && memcmp(uuid, zero, 16) != 0)
+			goto out;
+	}
+	/* new memory, new identity: the master knows nothing held here */
+	do {
+		n = getrandom(uuid, 16, 0);
+	} while (n < 0 && errno == EINTR);
+	if (n != 16) {
+		r = n < 0 ? -errno : -EIO;
+		goto out;
+	}
+	uuid[0] |= 1;	/* never all zero */
+	fd = openat(dfd, "segment.uuid.tmp",
+		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = write(fd, uuid, 16) == 16 ? 0 : -EIO;
+	close(fd);
+	if (r == 0 && renameat(dfd, "segment.uuid.tmp", dfd, "segment.uuid") < 0)
+		r = -errno;
+out:
+	close(dfd);
+	return r;
 }

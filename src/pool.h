@@ -89,4 +89,19 @@ uint64_t mc_pool_reserve_size(struct mc_pool *pool);
 const char *mc_pool_page_path(const struct mc_pool *pool, uint64_t id,
 			      char *buf, size_t len);
 
+/*
+ * Call fn for every committed page in the pool, in no order, until it
+ * returns non-zero (returned).  0 at the end or -errno.
+ */
+int mc_pool_foreach_page(struct mc_pool *pool,
+			 int (*fn)(void *ctx, uint64_t id), void *ctx);
+
+/*
+ * The pool memory's identity in a cluster: a random uuid made with the
+ * memory and kept beside it (segment.uuid), so a restarted daemon is the
+ * same segment to the master and a rebooted one is a new segment.
+ * 0 or -errno.
+ */
+int mc_pool_segment_uuid(struct mc_pool *pool, uint8_t uuid[16]);
+
 #endif

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crc32c.h"
 #include "name.h"
 #include "ns.h"
 
@@ -36,6 +37,7 @@ enum mc_wire_type {
 	MC_WIRE_HELLO = 0x0001,
 	MC_WIRE_REGISTER = 0x0002,
 	MC_WIRE_HEARTBEAT = 0x0003,
+	MC_WIRE_HOLDINGS = 0x0004,
 	/* control plane: one per src/ns.h call */
 	MC_WIRE_LOOKUP = 0x0010,
 	MC_WIRE_GETATTR = 0x0011,
@@ -55,6 +57,9 @@ enum mc_wire_type {
 	/* control plane: placement */
 	MC_WIRE_EVICT = 0x0020,
 	MC_WIRE_REPLICAS = 0x0021,
+	MC_WIRE_DROP = 0x0022,
+	MC_WIRE_ADD_REPLICA = 0x0023,
+	MC_WIRE_REPLICATE = 0x0024,
 	/* data plane */
 	MC_WIRE_READ_PAGE = 0x0040,
 };
@@ -106,6 +111,13 @@ struct mc_wire_heartbeat {
 	uint64_t segment_id;
 	uint64_t used_bytes;
 	uint64_t pages;
+};
+
+/* HOLDINGS request: one batch of the committed pages the pool holds */
+struct mc_wire_holdings {
+	uint8_t last; /* 1 on the final batch, else 0 */
+	uint32_t count; /* 0..MC_WIRE_MAX_BATCH */
+	uint64_t *ids; /* page ids */
 };
 
 /* LOOKUP, RMDIR, UNLINK requests */
@@ -192,7 +204,10 @@ struct mc_wire_touch_reply {
 	int32_t *status; /* one per item, in order */
 };
 
-/* PIN, UNPIN (inode numbers), EVICT (page ids) */
+/*
+ * PIN, UNPIN requests (inode numbers); REPLICATE request and HOLDINGS
+ * reply (page ids)
+ */
 struct mc_wire_ids {
 	uint32_t count;
 	uint64_t *ids;
@@ -233,6 +248,25 @@ struct mc_wire_replicas_reply {
 	struct mc_wire_replica replicas[MC_WIRE_MAX_REPLICAS];
 };
 
+/* EVICT request: make room in the sender's segment */
+struct mc_wire_evict {
+	uint64_t bytes; /* footprint to free */
+	uint64_t unit; /* >= 1: a page's footprint is its size rounded up */
+};
+
+/*
+ * EVICT reply and DROP request: pages (or the receiver's copy of them,
+ * MC_NS_DROPPED_COPY) that left, each with ino != 0.  Only the wire
+ * fields of struct mc_ns_dropped travel (not attr, nsegments, segments).
+ * `freed` belongs to the EVICT reply; DROP does not send it (it is
+ * ignored when encoding and 0 when decoded).
+ */
+struct mc_wire_dropped_list {
+	uint64_t freed; /* footprint the EVICT freed, in bytes */
+	uint32_t count; /* 0..MC_WIRE_MAX_BATCH */
+	struct mc_ns_dropped *items;
+};
+
 struct mc_wire_read_page {
 	uint64_t page_id;
 	uint64_t offset;
@@ -249,8 +283,9 @@ struct mc_wire_read_page_reply {
 /*
  * One message, request or reply.  `type` says which union member holds it
  * (doc/wire-protocol.md has the table); types whose body is empty (STATS
- * request; HEARTBEAT, RMDIR, PIN, UNPIN, EVICT replies) use none.  A reply
- * with a negative status carries no body, except HELLO's.
+ * request; HEARTBEAT, RMDIR, PIN, UNPIN, DROP, ADD_REPLICA, REPLICATE
+ * replies) use none.  A reply with a negative status carries no body,
+ * except HELLO's.
  *
  * Batches point at their items.  For a message you build, point them at
  * your own arrays; a decoded message owns its items until
@@ -261,12 +296,13 @@ struct mc_wire_msg {
 	int32_t status; /* replies: 0 or -errno (Linux numbers) */
 	union {
 		uint64_t ino; /* GETATTR, NAME_OF requests */
-		uint64_t page_id; /* REPLICAS request */
+		uint64_t page_id; /* REPLICAS, ADD_REPLICA requests */
 		struct mc_wire_hello hello;
 		struct mc_wire_hello_reply hello_reply;
 		struct mc_wire_register reg;
 		struct mc_wire_register_reply reg_reply;
 		struct mc_wire_heartbeat heartbeat;
+		struct mc_wire_holdings holdings;
 		struct mc_wire_entry entry;
 		struct mc_wire_mkdir mkdir;
 		struct mc_wire_reserve_reply reserve_reply;
@@ -277,11 +313,15 @@ struct mc_wire_msg {
 		struct mc_wire_setattr setattr;
 		struct mc_wire_touch touch;
 		struct mc_wire_touch_reply touch_reply;
+		/* PIN, UNPIN, REPLICATE requests; HOLDINGS reply */
 		struct mc_wire_ids ids;
 		struct mc_wire_readdir readdir;
 		struct mc_wire_readdir_reply readdir_reply;
 		struct mc_wire_name_of_reply name_of_reply;
 		struct mc_wire_replicas_reply replicas_reply;
+		struct mc_wire_evict evict;
+		/* EVICT reply, DROP request */
+		struct mc_wire_dropped_list dropped_list;
 		struct mc_wire_read_page read_page;
 		struct mc_wire_read_page_reply read_page_reply;
 		/* LOOKUP, GETATTR, MKDIR, SETATTR replies */
@@ -400,11 +440,5 @@ void mc_wire_msg_release(struct mc_wire_msg *m);
 
 /* "HELLO", "COMMIT" ... for logs (replies too); NULL for unknown types. */
 const char *mc_wire_type_name(uint16_t type);
-
-/*
- * CRC-32C (Castagnoli) of len bytes at p, continuing from crc: start from
- * 0, and mc_crc32c(mc_crc32c(0, a, n), b, m) is the checksum of a then b.
- */
-uint32_t mc_crc32c(uint32_t crc, const void *p, size_t len);
 
 #endif

@@ -70,10 +70,23 @@ static const void *take_items(struct mc_wire_msg *m, size_t *bytes)
 		break;
 	case MC_WIRE_PIN:
 	case MC_WIRE_UNPIN:
-	case MC_WIRE_EVICT:
+	case MC_WIRE_REPLICATE:
+	case MC_WIRE_HOLDINGS | MC_WIRE_REPLY:
 		p = m->u.ids.ids;
 		*bytes = m->u.ids.count * sizeof(*m->u.ids.ids);
 		m->u.ids.ids = NULL;
+		break;
+	case MC_WIRE_HOLDINGS:
+		p = m->u.holdings.ids;
+		*bytes = m->u.holdings.count * sizeof(*m->u.holdings.ids);
+		m->u.holdings.ids = NULL;
+		break;
+	case MC_WIRE_EVICT | MC_WIRE_REPLY:
+	case MC_WIRE_DROP:
+		p = m->u.dropped_list.items;
+		*bytes = m->u.dropped_list.count *
+			 sizeof(*m->u.dropped_list.items);
+		m->u.dropped_list.items = NULL;
 		break;
 	case MC_WIRE_READDIR | MC_WIRE_REPLY:
 		p = m->u.readdir_reply.items;

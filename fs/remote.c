@@ -1,0 +1,270 @@
+/*
+ * remote.c - fetching pages from other hosts into this pool.
+ *
+ * A fetch asks the master where copies are (REPLICAS), makes room in the
+ * pool as a write would, lands the bytes straight in a new pool file
+ * through a shared mapping (the transport checks length and checksum as
+ * they arrive), then commits the file and tells the master this host holds
+ * a copy.  When the pool cannot take it, the bytes go to a private memfd
+ * that lives as long as the open file: the read still works, nothing is
+ * cached.
+ *
+ * Locking: r->lock protects the fetches under way and the order queue; no
+ * other lock is held while bytes move.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fetch.h"
+#include "fs_i.h"
+#include "log.h"
+#include "remote.h"
+#include "reserve.h"
+#include "transport.h"
+#include "banned.h"
+
+#define REMOTE_QUEUE 4096
+
+struct busy {
+	struct busy *next;
+	uint64_t page_id;
+};
+
+struct mc_remote {
+	struct mc_fs *fs;
+	struct mc_transport *t;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* a fetch ended, or an order came */
+	struct busy *busy;		/* protected by lock */
+	uint64_t queue[REMOTE_QUEUE];	/* protected by lock */
+	unsigned qhead, qtail;		/* protected by lock */
+	bool stop;			/* protected by lock */
+	bool running;
+	pthread_t worker;
+};
+
+int mc_remote_new(struct mc_remote **rp, struct mc_fs *fs,
+		  struct mc_transport *t)
+{
+	struct mc_remote *r;
+
+	*rp = NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->fs = fs;
+	r->t = t;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	*rp = r;
+	return 0;
+}
+
+void mc_remote_free(struct mc_remote *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stop = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	if (r->running)
+		pthread_join(r->worker, NULL);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+/* Land the bytes in fd (size bytes, already allocated). */
+static int fetch_into(struct mc_remote *r, const struct mc_ns_replicas *rep,
+		      uint64_t page_id, int fd)
+{
+	uint64_t from = 0;
+	void *map;
+	int err;
+
+	if (rep->size == 0)
+		return 0;
+	map = mmap(NULL, rep->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	err = mc_fetch_page(r->t, rep, page_id, mc_ns_segment(r->fs->ns), map,
+			    &from);
+	munmap(map, rep->size);
+	if (err == 0)
+		mc_log(MC_LOG_DEBUG,
+		       "fetch: page %016" PRIx64 " (%" PRIu64
+		       " bytes) came from segment %" PRIu64,
+		       page_id, rep->size, from);
+	return err;
+}
+
+/* Bytes for one open when the pool has no room: private, never a copy. */
+static int fetch_private(struct mc_remote *r, const struct mc_ns_replicas *rep,
+			 uint64_t page_id, int *fdp)
+{
+	int fd, err;
+
+	fd = memfd_create("mooncake-page", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)rep->size) < 0) {
+		err = -errno;
+		goto out_close;
+	}
+	err = fetch_into(r, rep, page_id, fd);
+	if (err < 0)
+		goto out_close;
+	*fdp = fd;
+	return 0;
+out_close:
+	close(fd);
+	return err;
+}
+
+static int fetch_locked_out(struct mc_remote *r, uint64_t page_id, int *fdp)
+{
+	struct mc_fs *fs = r->fs;
+	struct mc_ns_replicas rep;
+	uint64_t lent = 0;
+	int fd = -1, err;
+
+	err = mc_ns_replicas(fs->ns, page_id, &rep);
+	if (err < 0)
+		return err;
+	if (mc_pool_has_page(fs->pool, page_id))
+		return 0;
+	mc_fs_make_room(fs, rep.size);
+	lent = mc_reserve_lend(fs->reserve, rep.size);
+	fd = mc_pool_create(fs->pool, page_id);
+	if (fd >= 0 && rep.size > 0 &&
+	    fallocate(fd, 0, 0, (off_t)rep.size) < 0) {
+		err = -errno;
+		close(fd);
+		fd = -1;
+		mc_pool_discard(fs->pool, page_id);
+		if (err != -ENOSPC)
+			goto out;
+	}
+	if (fd < 0) {
+		/* everything here is held open: read it without keeping it */
+		err = fetch_private(r, &rep, page_id, fdp);
+		goto out;
+	}
+	err = fetch_into(r, &rep, page_id, fd);
+	close(fd);
+	if (err == 0)
+		err = mc_pool_commit(fs->pool, page_id);
+	if (err < 0) {
+		mc_pool_discard(fs->pool, page_id);
+		goto out;
+	}
+	err = mc_ns_add_replica(fs->ns, page_id);
+	if (err == -ENOENT) {
+		/* removed while it travelled: nobody may find it */
+		mc_pool_free(fs->pool, page_id);
+		goto out;
+	}
+	/*
+	 * Any other failure leaves an unrecorded copy: still good for this
+	 * open, and the next registration's holdings declare it.
+	 */
+	err = 0;
+out:
+	mc_reserve_return(fs->reserve, lent);
+	return err;
+}
+
+int mc_remote_fetch(struct mc_remote *r, uint64_t page_id, int *fdp)
+{
+	struct busy self = { .page_id = page_id }, **pp;
+	bool waited;
+	int err;
+
+	*fdp = -1;
+	pthread_mutex_lock(&r->lock);
+	do {
+		waited = false;
+		for (struct busy *b = r->busy; b; b = b->next) {
+			if (b->page_id == page_id) {
+				pthread_cond_wait(&r->cond, &r->lock);
+				waited = true;
+				break;
+			}
+		}
+	} while (waited);
+	self.next = r->busy;
+	r->busy = &self;
+	pthread_mutex_unlock(&r->lock);
+
+	err = fetch_locked_out(r, page_id, fdp);
+
+	pthread_mutex_lock(&r->lock);
+	for (pp = &r->busy; *pp; pp = &(*pp)->next) {
+		if (*pp == &self) {
+			*pp = self.next;
+			break;
+		}
+	}
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+void mc_remote_replicate(struct mc_remote *r, uint64_t page_id)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->qtail - r->qhead < REMOTE_QUEUE) {
+		r->queue[r->qtail++ % REMOTE_QUEUE] = page_id;
+		pthread_cond_broadcast(&r->cond);
+	} else {
+		mc_log_ratelimited(MC_LOG_WARNING,
+				   "replicate: more than %d copy orders queued: dropping some; the master orders them again",
+				   REMOTE_QUEUE);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void *worker_main(void *arg)
+{
+	struct mc_remote *r = arg;
+	uint64_t page_id;
+	int fd, err;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop) {
+		if (r->qhead == r->qtail) {
+			pthread_cond_wait(&r->cond, &r->lock);
+			continue;
+		}
+		page_id = r->queue[r->qhead++ % REMOTE_QUEUE];
+		pthread_mutex_unlock(&r->lock);
+		err = mc_remote_fetch(r, page_id, &fd);
+		if (fd >= 0)
+			close(fd);	/* no room here: no copy either */
+		if (err < 0 && err != -ENOENT)
+			mc_log_errno(MC_LOG_WARNING, err,
+				     "replicate: cannot copy page %016" PRIx64
+				     " here: the master will pick another host",
+				     page_id);
+		pthread_mutex_lock(&r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+int mc_remote_start(struct mc_remote *r)
+{
+	int err = -pthread_create(&r->worker, NULL, worker_main, r);
+
+	if (err == 0)
+		r->running = true;
+	return err;
+}

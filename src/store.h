@@ -1,0 +1,156 @@
+/*
+ * store.h - the namespace and placement store over sqlite: the master's
+ * logic, run in-process by --standalone (through src/ns.h) and behind the
+ * RPC by mooncake_master.
+ *
+ * The types are ns.h's; the calls are ns.h's with the segment made explicit,
+ * plus what only a master needs: the segment registry, replicas, holdings
+ * and re-replication.  Every call is one short transaction under the
+ * store's own lock, so callers on many threads need no lock of their own.
+ *
+ * A segment is one host's pool memory, named by a uuid the host keeps
+ * across restarts; the store gives it a small number (segment id, never 0,
+ * stable across restarts of both sides).  A page has one or more copies,
+ * each in one segment; it leaves the namespace when its last copy goes.
+ * Which segments are alive is the master's business, not the store's.
+ */
+#ifndef MC_STORE_H
+#define MC_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ns.h"
+
+struct mc_store;
+
+typedef void (*mc_store_dropped_fn)(void *ctx, const struct mc_ns_dropped *d);
+
+/* Everything as in ns.h: see there. */
+int mc_store_open(struct mc_store **stp, const char *path);
+void mc_store_close(struct mc_store *st);
+int64_t mc_store_forget_pages(struct mc_store *st);
+int mc_store_reserve(struct mc_store *st, uint64_t *ino, uint64_t *page_id);
+int mc_store_lookup(struct mc_store *st, uint64_t parent, const char *name,
+		    struct mc_ns_attr *out);
+int mc_store_getattr(struct mc_store *st, uint64_t ino,
+		     struct mc_ns_attr *out);
+int mc_store_mkdir(struct mc_store *st, uint64_t parent, const char *name,
+		   uint32_t mode, uint32_t uid, uint32_t gid,
+		   struct mc_ns_attr *out);
+int mc_store_rmdir(struct mc_store *st, uint64_t parent, const char *name);
+int mc_store_unlink(struct mc_store *st, uint64_t parent, const char *name,
+		    struct mc_ns_dropped *dropped);
+int mc_store_rename(struct mc_store *st, uint64_t parent, const char *name,
+		    uint64_t newparent, const char *newname, unsigned flags,
+		    struct mc_ns_dropped *dropped);
+int mc_store_setattr(struct mc_store *st, uint64_t ino, unsigned flags,
+		     const struct mc_ns_attr *in, struct mc_ns_attr *out);
+int mc_store_touch(struct mc_store *st, uint64_t ino, uint64_t now_ns);
+int mc_store_flush_touches(struct mc_store *st);
+int mc_store_readdir(struct mc_store *st, uint64_t dir, uint64_t after,
+		     int (*fn)(void *ctx, const char *name,
+			       const struct mc_ns_attr *attr),
+		     void *ctx);
+void mc_store_pin(struct mc_store *st, uint64_t ino);
+void mc_store_unpin(struct mc_store *st, uint64_t ino);
+void mc_store_get_stats(struct mc_store *st, struct mc_ns_stats *out);
+int mc_store_name_of(struct mc_store *st, uint64_t ino, uint64_t *parent,
+		     char *name, size_t len);
+
+/*
+ * Commit c with its one copy in `segment`.  A replaced page is reported in
+ * *replaced with every segment that held a copy (replaced->segments).
+ */
+int mc_store_commit(struct mc_store *st, const struct mc_ns_commit *c,
+		    uint64_t segment, struct mc_ns_dropped *replaced);
+
+/*
+ * Evict for `segment` (ns.h's mc_ns_evict): least-recently-opened copies
+ * in that segment whose page is not pinned.  A page losing its last copy
+ * leaves the namespace and counts as an eviction; otherwise fn gets it
+ * with MC_NS_DROPPED_COPY.
+ */
+int64_t mc_store_evict(struct mc_store *st, uint64_t segment, uint64_t bytes,
+		       uint64_t unit, mc_store_dropped_fn fn, void *ctx);
+
+/* ---- segments ------------------------------------------------------------ */
+
+struct mc_store_segment {
+	uint64_t id;
+	uint8_t uuid[16];
+	char host[256];
+	char address[46];
+	uint16_t port;
+	uint64_t capacity;
+	char protocol[8];
+};
+
+/*
+ * Record a segment by its uuid (the same uuid always gets the same id) and
+ * its current address, port, capacity and protocol.  seg->id is set.
+ * 0, -EINVAL (all-zero uuid), -EIO.
+ */
+int mc_store_segment_register(struct mc_store *st,
+			      struct mc_store_segment *seg);
+
+/* 0 or -ENOENT. */
+int mc_store_segment_get(struct mc_store *st, uint64_t id,
+			 struct mc_store_segment *out);
+
+/*
+ * The segment's memory is gone (its host died, or came back with a fresh
+ * pool): drop every copy it held.  Pages left with no copy leave the
+ * namespace; fn gets each of them (flags 0).  Returns the number of
+ * copies dropped, or -EIO.
+ */
+int64_t mc_store_segment_lost(struct mc_store *st, uint64_t segment,
+			      mc_store_dropped_fn fn, void *ctx);
+
+/* ---- copies -------------------------------------------------------------- */
+
+/* segment now holds a copy of page_id: 0 (also when it did), -ENOENT. */
+int mc_store_add_replica(struct mc_store *st, uint64_t page_id,
+			 uint64_t segment);
+
+/*
+ * Size, checksum and the segments holding page_id, at most max of them,
+ * in no particular order.  0, -ENOENT.  The caller fills in addresses and
+ * leaves out dead segments.
+ */
+int mc_store_replicas(struct mc_store *st, uint64_t page_id, uint64_t *size,
+		      uint32_t *crc32c, uint64_t *segments, unsigned max,
+		      unsigned *count);
+
+/*
+ * Reconcile what a segment says it holds (after its daemon restarted or the
+ * master did) with what the store says:
+ *   begin  marks every copy the store has in segment as unconfirmed;
+ *   add    confirms each id held; ids the store has no page for are passed
+ *          to unknown() (the daemon frees them); a page the store has but
+ *          without a copy here gets one;
+ *   end    drops the copies left unconfirmed (fn gets pages that left the
+ *          namespace with them).
+ * 0 or -EIO from each.
+ */
+int mc_store_holdings_begin(struct mc_store *st, uint64_t segment);
+int mc_store_holdings_add(struct mc_store *st, uint64_t segment,
+			  const uint64_t *page_ids, size_t n,
+			  void (*unknown)(void *ctx, uint64_t page_id),
+			  void *ctx);
+int64_t mc_store_holdings_end(struct mc_store *st, uint64_t segment,
+			      mc_store_dropped_fn fn, void *ctx);
+
+/*
+ * Pages with fewer than `want` copies, in page_id order after `after`, at
+ * most max of them: fn gets each page id and its current copy count.
+ * Returns how many were passed to fn, or -EIO.
+ */
+int mc_store_under_replicated(struct mc_store *st, unsigned want,
+			      uint64_t after, unsigned max,
+			      void (*fn)(void *ctx, uint64_t page_id,
+					 unsigned copies),
+			      void *ctx);
+
+#endif
