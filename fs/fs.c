@@ -1736,7 +1736,36 @@ static const char *const xattr_names[] = {
 	"user.mooncake.location",
 	"user.mooncake.replicas",
 	"user.mooncake.page_id",
+	"user.mooncake.local",
 };
+
+/* Where a cluster's page lives: the data servers of its copies. */
+static int cluster_xattr(struct mc_fs *fs, const struct mc_ns_attr *a,
+			 const char *name, char *out, size_t outlen)
+{
+	struct mc_ns_replicas reps;
+	size_t off = 0;
+	int r;
+
+	r = mc_ns_replicas(fs->ns, a->page_id, &reps);
+	if (r == -ENOENT)
+		reps.count = 0;
+	else if (r < 0)
+		return r;
+	if (strcmp(name, "user.mooncake.replicas") == 0)
+		return snprintf(out, outlen, "%u", reps.count);
+	out[0] = '\0';
+	for (unsigned i = 0; i < reps.count && off < outlen; i++) {
+		r = snprintf(out + off, outlen - off, "%s%s:%u%s",
+			     i ? "," : "", reps.r[i].address, reps.r[i].port,
+			     reps.r[i].segment_id == mc_ns_segment(fs->ns) ?
+				     "(here)" : "");
+		if (r < 0)
+			return -EIO;
+		off += (size_t)r;
+	}
+	return (int)off;
+}
 
 static int xattr_value(struct mc_fs *fs, fuse_ino_t ino, const char *name,
 		       char *out, size_t outlen)
@@ -1767,6 +1796,15 @@ static int xattr_value(struct mc_fs *fs, fuse_ino_t ino, const char *name,
 		return -ENODATA;
 	if (strcmp(name, "user.mooncake.state") == 0)
 		return snprintf(out, outlen, "%s", state);
+	if (strcmp(name, "user.mooncake.local") == 0)
+		return snprintf(out, outlen, "%s",
+				strcmp(state, "writing") == 0 ||
+						mc_pool_has_page(fs->pool, a.page_id) ?
+					"yes" : "no");
+	if (strcmp(state, "writing") != 0 && mc_ns_is_cluster(fs->ns) &&
+	    (strcmp(name, "user.mooncake.location") == 0 ||
+	     strcmp(name, "user.mooncake.replicas") == 0))
+		return cluster_xattr(fs, &a, name, out, outlen);
 	if (strcmp(name, "user.mooncake.location") == 0) {
 		if (strcmp(state, "writing") == 0)
 			return snprintf(out, outlen, "%s:pending", fs->hostname);

@@ -23,6 +23,9 @@ struct mc_fs_counters {
 	atomic_uint_fast64_t commits;
 	atomic_uint_fast64_t errors;	/* requests that failed with EIO/ENOSPC/EFBIG */
 	atomic_uint_fast64_t enospc;
+	atomic_uint_fast64_t fetches;	/* pages fetched from other hosts */
+	atomic_uint_fast64_t fetched_bytes;
+	atomic_uint_fast64_t fetch_errors; /* fetches that failed every copy */
 };
 
 /* Entry invalidations, sent by their own thread (see inval_thread). */

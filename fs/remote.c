@@ -98,6 +98,10 @@ static int fetch_into(struct mc_remote *r, const struct mc_ns_replicas *rep,
 	err = mc_fetch_page(r->t, rep, page_id, mc_ns_segment(r->fs->ns), map,
 			    &from);
 	munmap(map, rep->size);
+	if (err == 0) {
+		atomic_fetch_add(&r->fs->counters.fetches, 1);
+		atomic_fetch_add(&r->fs->counters.fetched_bytes, rep->size);
+	}
 	if (err == 0)
 		mc_log(MC_LOG_DEBUG,
 		       "fetch: page %016" PRIx64 " (%" PRIu64
@@ -205,6 +209,8 @@ int mc_remote_fetch(struct mc_remote *r, uint64_t page_id, int *fdp)
 	pthread_mutex_unlock(&r->lock);
 
 	err = fetch_locked_out(r, page_id, fdp);
+	if (err < 0 && err != -ENOENT && err != -EHOSTDOWN)
+		atomic_fetch_add(&r->fs->counters.fetch_errors, 1);
 
 	pthread_mutex_lock(&r->lock);
 	for (pp = &r->busy; *pp; pp = &(*pp)->next) {

@@ -46,7 +46,11 @@ int mc_status_render(struct mc_fs *fs, char **bufp, size_t *lenp)
 	f = open_memstream(&buf, &len);
 	if (!f)
 		return -ENOMEM;
-	fprintf(f, "mode: standalone\n");
+	if (mc_ns_is_cluster(fs->ns))
+		fprintf(f, "mode: cluster\nsegment: %llu\n",
+			(unsigned long long)mc_ns_segment(fs->ns));
+	else
+		fprintf(f, "mode: standalone\n");
 	fprintf(f, "host: %s\n", fs->hostname);
 	fprintf(f, "pool_kind: %s\n", mc_pool_kind_name(mc_pool_kind(fs->pool)));
 	fprintf(f, "pool_dir: %s\n", mc_pool_dir(fs->pool));
@@ -73,6 +77,12 @@ int mc_status_render(struct mc_fs *fs, char **bufp, size_t *lenp)
 		(unsigned long long)atomic_load(&fs->counters.commits));
 	fprintf(f, "evictions: %llu\n", (unsigned long long)st.evictions);
 	fprintf(f, "evicted_bytes: %llu\n", (unsigned long long)st.evicted_bytes);
+	fprintf(f, "fetches: %llu\n",
+		(unsigned long long)atomic_load(&fs->counters.fetches));
+	fprintf(f, "fetched_bytes: %llu\n",
+		(unsigned long long)atomic_load(&fs->counters.fetched_bytes));
+	fprintf(f, "fetch_errors: %llu\n",
+		(unsigned long long)atomic_load(&fs->counters.fetch_errors));
 	fprintf(f, "enospc: %llu\n",
 		(unsigned long long)atomic_load(&fs->counters.enospc));
 	fprintf(f, "errors: %llu\n",

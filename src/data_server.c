@@ -59,10 +59,10 @@ struct mc_data_server {
 	pthread_t accept_thread;
 
 	pthread_mutex_t lock;
-	pthread_cond_t changed; /* a connection moved to done */
+	pthread_cond_t changed; /* a thread moved to done */
 	struct ds_conn *conns; /* serving; protected by lock */
 	struct ds_conn *done; /* finished, to join; protected by lock */
-	unsigned nconns; /* on conns; protected by lock */
+	unsigned nconns; /* threads not yet on done; protected by lock */
 	struct mc_data_server_stats stats; /* protected by lock */
 
 	pthread_mutex_t cache_lock;
@@ -204,15 +204,15 @@ static int serve_read_page(struct ds_conn *c, const struct mc_wire_header *h,
 		r = -EIO;
 		goto out_reply;
 	}
+	/* counted before the bytes leave, so a reader that has them sees
+	 * them counted */
+	pthread_mutex_lock(&s->lock);
+	s->stats.pages_sent++;
+	s->stats.bytes_sent += rq->length;
+	pthread_mutex_unlock(&s->lock);
 	m.u.read_page_reply.length = rq->length;
 	r = mc_wire_conn_send_data(c->wc, &m, h->id, fd, rq->offset,
 				   rq->length);
-	if (r == 0) {
-		pthread_mutex_lock(&s->lock);
-		s->stats.pages_sent++;
-		s->stats.bytes_sent += rq->length;
-		pthread_mutex_unlock(&s->lock);
-	}
 	goto out_close;
 out_reply:
 	m.status = r;
@@ -314,7 +314,6 @@ static void *conn_main(void *arg)
 			*pp = c->next;
 			break;
 		}
-	s->nconns--;
 	pthread_mutex_unlock(&s->lock);
 	/* off the serving list first: close() shuts down only those */
 	mc_wire_conn_close(c->wc);
@@ -322,6 +321,7 @@ static void *conn_main(void *arg)
 	pthread_mutex_lock(&s->lock);
 	c->next = s->done;
 	s->done = c;
+	s->nconns--;
 	pthread_cond_broadcast(&s->changed);
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -540,7 +540,8 @@ void mc_data_server_close(struct mc_data_server *s)
 	pthread_mutex_lock(&s->lock);
 	for (c = s->conns; c; c = c->next)
 		mc_wire_conn_shutdown(c->wc);
-	while (s->conns)
+	/* every thread on the done list, where reap() joins it */
+	while (s->nconns)
 		pthread_cond_wait(&s->changed, &s->lock);
 	pthread_mutex_unlock(&s->lock);
 	reap(s);

@@ -55,7 +55,7 @@ struct mc_data_server_stats {
 	uint64_t refused; /* connections turned away at max_conns */
 	uint64_t requests; /* READ_PAGE requests answered, errors included */
 	uint64_t pages_sent; /* ... of which answered with bytes */
-	uint64_t bytes_sent; /* page bytes sent */
+	uint64_t bytes_sent; /* page bytes sent (or being sent) */
 	unsigned open; /* connections open now */
 };
 

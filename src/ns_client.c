@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -817,6 +818,25 @@ static int client_rmdir(struct mc_ns *ns, uint64_t parent, const char *name)
 	return r;
 }
 
+/*
+ * The wire carries a dropped page without its attributes; what the
+ * filesystem keeps of them (a replaced page lingers for racing opens) is
+ * rebuilt from what it does carry.
+ */
+static void dropped_from_wire(struct mc_ns_dropped *out,
+			      const struct mc_ns_dropped *in)
+{
+	*out = *in;
+	if (out->ino == 0 || out->attr.ino != 0)
+		return;
+	out->attr.ino = in->ino;
+	out->attr.parent = in->parent;
+	out->attr.page_id = in->page_id;
+	out->attr.size = in->size;
+	out->attr.nlink = 1;
+	out->attr.mode = in->page_id ? S_IFREG | 0444 : S_IFDIR | 0755;
+}
+
 static int client_commit(struct mc_ns *ns, const struct mc_ns_commit *c,
 			 struct mc_ns_dropped *replaced)
 {
@@ -853,7 +873,8 @@ static int client_commit(struct mc_ns *ns, const struct mc_ns_commit *c,
 	if (r == 0) {
 		r = rep.u.commit_reply.items[0].status;
 		if (r == 0)
-			*replaced = rep.u.commit_reply.items[0].replaced;
+			dropped_from_wire(replaced,
+					  &rep.u.commit_reply.items[0].replaced);
 	}
 	mc_wire_msg_release(&rep);
 	return r;
@@ -868,7 +889,7 @@ static int client_unlink(struct mc_ns *ns, uint64_t parent, const char *name,
 	memset(dropped, 0, sizeof(*dropped));
 	r = client_entry_call(cl(ns), MC_WIRE_UNLINK, parent, name, &rep);
 	if (r == 0)
-		*dropped = rep.u.dropped;
+		dropped_from_wire(dropped, &rep.u.dropped);
 	mc_wire_msg_release(&rep);
 	return r;
 }
@@ -893,7 +914,7 @@ static int client_rename(struct mc_ns *ns, uint64_t parent, const char *name,
 		return -ENAMETOOLONG;
 	r = call(cl(ns), &req, &rep);
 	if (r == 0)
-		*dropped = rep.u.dropped;
+		dropped_from_wire(dropped, &rep.u.dropped);
 	mc_wire_msg_release(&rep);
 	return r;
 }

@@ -50,7 +50,10 @@ int mc_wire_parse_hostport(const char *s, uint16_t default_port, char *host,
 /* One connected socket: a receive buffer, a send buffer, a send lock. */
 struct mc_wire_conn;
 
-/* Take ownership of fd (closed by mc_wire_conn_close()).  0 or -ENOMEM. */
+/*
+ * Take ownership of fd (closed by mc_wire_conn_close()).  0, or -ENOMEM
+ * (-EBADF for fd < 0), and then the caller still owns fd.
+ */
 int mc_wire_conn_open(struct mc_wire_conn **cp, int fd);
 
 /* Close the fd and free the connection; NULL is fine.  No thread may use it. */

@@ -4,8 +4,9 @@
  *
  *   mc-bench-master --master HOST:PORT [--master-pid PID] [options]
  *
- * Opens --connections connections, each registering a fake segment (as a
- * daemon would; heartbeats are sent for it), makes a fresh directory, then
+ * Opens --connections connections, each registering a fake segment as a
+ * daemon with an empty pool would (REGISTER, an empty HOLDINGS, then
+ * heartbeats), makes a fresh directory, then
  * measures in one run:
  *   1. commits/s, one item per COMMIT, --depth requests in flight per
  *      connection (the close of one file at a time, pipelined);
@@ -508,6 +509,15 @@ static int setup_conn(struct bench *b, struct bconn *c, unsigned idx,
 		return r;
 	c->segment = rep.u.reg_reply.segment_id;
 	b->heartbeat_ms = rep.u.reg_reply.heartbeat_ms;
+	mc_wire_msg_release(&rep);
+
+	/* as a daemon with an empty pool does: "I hold nothing", reconciled */
+	memset(&req, 0, sizeof(req));
+	req.type = MC_WIRE_HOLDINGS;
+	req.u.holdings.last = 1;
+	r = call(c, &req, &rep);
+	if (r < 0)
+		return r;
 	mc_wire_msg_release(&rep);
 
 	c->res = calloc(need, sizeof(*c->res));

@@ -5,7 +5,8 @@
 # size.  B's first read moves the bytes over B's link into a copy in B's own
 # pool; B's second read is local (no page bytes cross the link).  Pages set
 # on C in the rename era read on A and B; a plain file copied in on B reads
-# the same on A and C; unlink on B makes the page vanish on A and C, and
+# the same on A and C; a page only A holds is replaced (O_TRUNC) on B and
+# reads new on every host; unlink on B makes the page vanish on A and C, and
 # SGLang's clear on B frees every copy on every host.
 # ls is one of the tools under test here, so it is used on purpose:
 # shellcheck disable=SC2010,SC2012
@@ -137,6 +138,27 @@ for h in a c b; do
 	[ "$(stat -c %s "$(mc_host_mnt $h)/odd.bin")" = $((3 * MiB + 12345)) ] ||
 		fail "odd.bin on $h has size $(stat -c %s "$(mc_host_mnt $h)/odd.bin")"
 done
+
+# --- replace on B (O_TRUNC) of a page only A holds ------------------------------
+
+mc_random_file "$MC_TEST_DIR/old.bin" $((2 * MiB))
+mc_random_file "$MC_TEST_DIR/new.bin" $((1 * MiB + 4321))
+cp "$MC_TEST_DIR/old.bin" "$A/replaced.bin" || fail "cp into A"
+mc_wait_for 3 test -f "$B/replaced.bin" || fail "replaced.bin from A is not seen on B"
+OLD_ID=$(page_id "$B/replaced.bin")
+# cp opens the existing name with O_WRONLY|O_TRUNC, as SGLang's direct era
+# does when two servers race to set one page
+cp "$MC_TEST_DIR/new.bin" "$B/replaced.bin" ||
+	fail "replacing (O_TRUNC) on B a page whose bytes only A holds: $(tail -n 2 "$(mc_host_log b)")"
+for h in b a c; do
+	# shellcheck disable=SC2317 # called through mc_wait_for
+	replaced_on() { cmp -s "$MC_TEST_DIR/new.bin" "$(mc_host_mnt "$1")/replaced.bin"; }
+	mc_wait_for 3 replaced_on "$h" ||
+		fail "after the replace on B, replaced.bin on $h is not the new bytes (size $(stat -c %s "$(mc_host_mnt $h)/replaced.bin"))"
+done
+# shellcheck disable=SC2317 # called through mc_wait_for
+old_gone() { [ ! -e "$POOL_A/$OLD_ID" ] && [ ! -e "$POOL_B/$OLD_ID" ]; }
+mc_wait_for 5 old_gone || fail "5 s after the replace, the old page $OLD_ID still has a copy in A's or B's pool"
 
 # --- unlink on B: gone on A and C ----------------------------------------------
 

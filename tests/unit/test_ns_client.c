@@ -17,6 +17,7 @@
 #include "master.h"
 #include "ns.h"
 #include "ns_client.h"
+#include "banned.h"
 
 struct running_master {
 	struct mc_master *m;
