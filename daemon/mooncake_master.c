@@ -7,6 +7,7 @@
  * reason, never silently half-honoured.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "autoconf.h"
 #include "log.h"
 #include "master.h"
+#include "path.h"
 #include "banned.h"
 
 enum {
@@ -57,57 +59,73 @@ enum opt_id {
 };
 
 enum opt_arg {
-	ARG_NONE,	/* a switch: --flag (--flag=VALUE is an error) */
-	ARG_BOOL,	/* --flag, or --flag=true|false (gflags' spelling) */
-	ARG_VALUE,	/* --flag VALUE or --flag=VALUE */
+	ARG_NONE, /* a switch: --flag (--flag=VALUE is an error) */
+	ARG_BOOL, /* --flag, or --flag=true|false (gflags' spelling) */
+	ARG_VALUE, /* --flag VALUE or --flag=VALUE */
 };
 
 struct opt_def {
-	const char *name;	/* as --help prints it; '_' and '-' match each other */
+	const char *name; /* as --help prints it; '_' and '-' match each other */
 	char short_flag;
 	enum opt_id id;
 	enum opt_arg arg;
 	const char *metavar;
-	const char *def;	/* default as --help prints it, or NULL */
+	const char *def; /* default as --help prints it, or NULL */
 	const char *help;
-	bool refused;		/* not implemented: refused with exit 2 */
+	bool refused; /* not implemented: refused with exit 2 */
 };
 
 static const struct opt_def opt_table[] = {
 	{ "db", 0, OPT_DB, ARG_VALUE, "PATH", DEFAULT_DB,
-	  "the sqlite store of the namespace and placement (WAL); ':memory:' keeps nothing", false },
-	{ "rpc_address", 0, OPT_RPC_ADDRESS, ARG_VALUE, "ADDR", DEFAULT_RPC_ADDRESS,
+	  "the sqlite store of the namespace and placement (WAL); ':memory:' keeps nothing",
+	  false },
+	{ "rpc_address", 0, OPT_RPC_ADDRESS, ARG_VALUE, "ADDR",
+	  DEFAULT_RPC_ADDRESS,
 	  "address the placement RPC binds to (IPv4 or IPv6)", false },
 	{ "port", 0, OPT_PORT, ARG_VALUE, "PORT", "50051",
-	  "TCP port of the placement RPC (0 picks a free one, printed at start)", false },
+	  "TCP port of the placement RPC (0 picks a free one, printed at start)",
+	  false },
 	{ "client_ttl", 0, OPT_CLIENT_TTL, ARG_VALUE, "SECONDS", "5",
-	  "a daemon silent this long is declared dead and its copies dropped; fractions allowed (0.5), 0.2 to 86400", false },
+	  "a daemon silent this long is declared dead and its copies dropped; fractions allowed (0.5), 0.2 to 86400",
+	  false },
 	{ "replica_num", 0, OPT_REPLICA_NUM, ARG_VALUE, "N", "1",
-	  "copies kept of every page, 1 to 8; above 1 the master asks other daemons to copy each committed page", false },
+	  "copies kept of every page, 1 to 8; above 1 the master asks other daemons to copy each committed page",
+	  false },
 	{ "log-level", 0, OPT_LOG_LEVEL, ARG_VALUE, "LEVEL", "notice",
 	  "err, warning, notice, info or debug", false },
 	{ "foreground", 'f', OPT_FOREGROUND, ARG_NONE, NULL, NULL,
-	  "accepted for symmetry with mooncaked: the master always runs in the foreground (use a service manager to detach)", false },
-	{ "eviction_high_watermark_ratio", 0, OPT_HIGH_WATERMARK, ARG_VALUE, "RATIO", "0.9",
-	  "accepted for Mooncake compatibility, in (0,1], and not used: each mooncaked evicts at its own watermarks (mooncaked --eviction-high-watermark-ratio)", false },
+	  "accepted for symmetry with mooncaked: the master always runs in the foreground (use a service manager to detach)",
+	  false },
+	{ "eviction_high_watermark_ratio", 0, OPT_HIGH_WATERMARK, ARG_VALUE,
+	  "RATIO", "0.9",
+	  "accepted for Mooncake compatibility, in (0,1], and not used: each mooncaked evicts at its own watermarks (mooncaked --eviction-high-watermark-ratio)",
+	  false },
 	{ "eviction_ratio", 0, OPT_EVICTION_RATIO, ARG_VALUE, "RATIO", "0.05",
-	  "accepted for Mooncake compatibility, in (0,1], and not used: each mooncaked evicts at its own watermarks (mooncaked --eviction-ratio)", false },
+	  "accepted for Mooncake compatibility, in (0,1], and not used: each mooncaked evicts at its own watermarks (mooncaked --eviction-ratio)",
+	  false },
 	{ "default_kv_lease_ttl", 0, OPT_LEASE_TTL, ARG_VALUE, "MS", "0",
-	  "accepted for Mooncake compatibility and not used: readers pin a page while its bytes move and unpin after, so no lease times out under a slow transfer and probes pin nothing", false },
-	{ "enable_http_metadata_server", 0, OPT_HTTP_METADATA, ARG_BOOL, NULL, "false",
-	  "not implemented: refused (daemons learn peer addresses from the master's RPC)", true },
-	{ "http_metadata_server_port", 0, OPT_HTTP_METADATA_PORT, ARG_VALUE, "PORT", NULL,
-	  "not implemented: refused", true },
-	{ "http_metadata_server_host", 0, OPT_HTTP_METADATA_HOST, ARG_VALUE, "ADDR", NULL,
-	  "not implemented: refused", true },
+	  "accepted for Mooncake compatibility and not used: readers pin a page while its bytes move and unpin after, so no lease times out under a slow transfer and probes pin nothing",
+	  false },
+	{ "enable_http_metadata_server", 0, OPT_HTTP_METADATA, ARG_BOOL, NULL,
+	  "false",
+	  "not implemented: refused (daemons learn peer addresses from the master's RPC)",
+	  true },
+	{ "http_metadata_server_port", 0, OPT_HTTP_METADATA_PORT, ARG_VALUE,
+	  "PORT", NULL, "not implemented: refused", true },
+	{ "http_metadata_server_host", 0, OPT_HTTP_METADATA_HOST, ARG_VALUE,
+	  "ADDR", NULL, "not implemented: refused", true },
 	{ "metrics_port", 0, OPT_METRICS_PORT, ARG_VALUE, "PORT", NULL,
-	  "not implemented: refused (no Prometheus endpoint yet; see the STATS request)", true },
+	  "not implemented: refused (no Prometheus endpoint yet; see the STATS request)",
+	  true },
 	{ "enable_ha", 0, OPT_ENABLE_HA, ARG_BOOL, NULL, "false",
-	  "not implemented: refused (one master per cluster; its store survives a restart)", true },
+	  "not implemented: refused (one master per cluster; its store survives a restart)",
+	  true },
 	{ "etcd_endpoints", 0, OPT_ETCD_ENDPOINTS, ARG_VALUE, "LIST", NULL,
 	  "not implemented: refused", true },
-	{ "help", 'h', OPT_HELP, ARG_NONE, NULL, NULL, "print this help and exit", false },
-	{ "version", 'V', OPT_VERSION, ARG_NONE, NULL, NULL, "print the version and exit", false },
+	{ "help", 'h', OPT_HELP, ARG_NONE, NULL, NULL,
+	  "print this help and exit", false },
+	{ "version", 'V', OPT_VERSION, ARG_NONE, NULL, NULL,
+	  "print the version and exit", false },
 };
 
 #define N_OPTS (sizeof(opt_table) / sizeof(opt_table[0]))
@@ -214,8 +232,7 @@ static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 }
 
 /* A finite decimal (fractions allowed) in (min_excl, max]. */
-static int parse_double(const char *s, double min_excl, double max,
-			double *out)
+static int parse_double(const char *s, double min_excl, double max, double *out)
 {
 	double v;
 	char *end;
@@ -318,24 +335,28 @@ static int apply(struct master_opts *o, const struct opt_def *d,
 	}
 	switch (d->id) {
 	case OPT_PORT:
-		snprintf(err, errlen,
-			 "--%s: '%s' is not a port: give a number from 0 to 65535",
-			 d->name, val);
+		snprintf(
+			err, errlen,
+			"--%s: '%s' is not a port: give a number from 0 to 65535",
+			d->name, val);
 		break;
 	case OPT_CLIENT_TTL:
-		snprintf(err, errlen,
-			 "--%s: '%s' is not a time in seconds from %.1f to %.0f: write e.g. 5 or 0.5",
-			 d->name, val, MIN_CLIENT_TTL_S, MAX_CLIENT_TTL_S);
+		snprintf(
+			err, errlen,
+			"--%s: '%s' is not a time in seconds from %.1f to %.0f: write e.g. 5 or 0.5",
+			d->name, val, MIN_CLIENT_TTL_S, MAX_CLIENT_TTL_S);
 		break;
 	case OPT_REPLICA_NUM:
-		snprintf(err, errlen,
-			 "--%s: '%s' is not a replica count: give a whole number from 1 to 8",
-			 d->name, val);
+		snprintf(
+			err, errlen,
+			"--%s: '%s' is not a replica count: give a whole number from 1 to 8",
+			d->name, val);
 		break;
 	case OPT_LOG_LEVEL:
-		snprintf(err, errlen,
-			 "--%s: '%s' is not a level: give err, warning, notice, info or debug",
-			 d->name, val);
+		snprintf(
+			err, errlen,
+			"--%s: '%s' is not a level: give err, warning, notice, info or debug",
+			d->name, val);
 		break;
 	case OPT_HIGH_WATERMARK:
 	case OPT_EVICTION_RATIO:
@@ -344,9 +365,10 @@ static int apply(struct master_opts *o, const struct opt_def *d,
 			 d->name, val);
 		break;
 	case OPT_LEASE_TTL:
-		snprintf(err, errlen,
-			 "--%s: '%s' is not a time in milliseconds: give a whole number",
-			 d->name, val);
+		snprintf(
+			err, errlen,
+			"--%s: '%s' is not a time in milliseconds: give a whole number",
+			d->name, val);
 		break;
 	default:
 		snprintf(err, errlen, "--%s: the value must not be empty",
@@ -378,9 +400,10 @@ static int parse_args(struct master_opts *o, int argc, char **argv, char *err,
 		val = NULL;
 		if (strcmp(arg, "--") == 0) {
 			if (i + 1 < argc) {
-				snprintf(err, errlen,
-					 "unexpected argument '%s': the master takes options only (see --help)",
-					 argv[i + 1]);
+				snprintf(
+					err, errlen,
+					"unexpected argument '%s': the master takes options only (see --help)",
+					argv[i + 1]);
 				return -EINVAL;
 			}
 			break;
@@ -392,16 +415,18 @@ static int parse_args(struct master_opts *o, int argc, char **argv, char *err,
 			d = find_short(arg[1]);
 			if (!d) {
 				snprintf(err, errlen,
-					 "unknown option '%s': see --help", arg);
+					 "unknown option '%s': see --help",
+					 arg);
 				return -EINVAL;
 			}
 			name = NULL;
 		} else if (arg[0] == '-' && arg[1]) {
 			name = arg + 1;
 		} else {
-			snprintf(err, errlen,
-				 "unexpected argument '%s': the master takes options only (see --help)",
-				 arg);
+			snprintf(
+				err, errlen,
+				"unexpected argument '%s': the master takes options only (see --help)",
+				arg);
 			return -EINVAL;
 		}
 		if (name) {
@@ -445,6 +470,32 @@ static int parse_args(struct master_opts *o, int argc, char **argv, char *err,
 }
 
 /*
+ * Make the store's directory, as mooncaked makes its state directory, so
+ * the default path works on a fresh host.  ":memory:" and bare file names
+ * need nothing.
+ */
+static int make_db_dir(const char *db)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(db, '/');
+	int r;
+
+	if (strcmp(db, ":memory:") == 0 || !slash || slash == db)
+		return 0;
+	if ((size_t)(slash - db) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	memcpy(dir, db, (size_t)(slash - db));
+	dir[slash - db] = '\0';
+	r = mc_mkdir_p(dir, 0750);
+	if (r < 0)
+		mc_log_errno(
+			MC_LOG_ERR, r,
+			"cannot create the store's directory '%s': create it, or pass another --db",
+			dir);
+	return r;
+}
+
+/*
  * Signals are taken by sigwait() on a thread of their own rather than by a
  * handler, so no global is needed to reach the master: the thread owns the
  * pointer.  SIGUSR1 (sent by main) only ends the thread.
@@ -457,6 +508,7 @@ struct signal_waiter {
 static void *signal_thread(void *arg)
 {
 	struct signal_waiter *w = arg;
+	bool told = false;
 	int sig;
 
 	for (;;) {
@@ -464,7 +516,10 @@ static void *signal_thread(void *arg)
 			continue;
 		if (sig == SIGUSR1)
 			break;
-		mc_log(MC_LOG_NOTICE, "signal %d: stopping", sig);
+		/* timeout(1) and service managers often signal twice */
+		if (!told)
+			mc_log(MC_LOG_NOTICE, "stopping on SIG%s", sigabbrev_np(sig));
+		told = true;
 		mc_master_stop(w->m);
 	}
 	return NULL;
@@ -515,14 +570,18 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	r = make_db_dir(o.p.db_path);
+	if (r < 0)
+		goto out;
 	r = mc_master_new(&m, &o.p);
 	if (r < 0)
 		goto out;
 	w.m = m;
 	r = pthread_create(&sigthr, NULL, signal_thread, &w);
 	if (r != 0) {
-		mc_log_errno(MC_LOG_ERR, -r,
-			     "cannot start the signal thread: check the thread limit (ulimit -u)");
+		mc_log_errno(
+			MC_LOG_ERR, -r,
+			"cannot start the signal thread: check the thread limit (ulimit -u)");
 		goto out;
 	}
 	sig_started = true;
@@ -535,8 +594,9 @@ int main(int argc, char **argv)
 
 	r = mc_master_run(m);
 	if (r < 0)
-		mc_log_errno(MC_LOG_ERR, r,
-			     "the service stopped on an error: see the lines above");
+		mc_log_errno(
+			MC_LOG_ERR, r,
+			"the service stopped on an error: see the lines above");
 	else
 		status = 0;
 	mc_log(MC_LOG_NOTICE, "stopped");

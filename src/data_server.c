@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,6 +32,7 @@
 /* Checksums remembered, direct-mapped by page id: bounded, no eviction
  * bookkeeping, and a collision costs only one recomputation. */
 #define CRC_CACHE_SLOTS 4096
+#define CRC_BUF (256u << 10) /* checksum a cold page in cache-sized steps */
 
 struct crc_slot {
 	uint64_t page_id; /* 0: empty (page ids start at 1) */
@@ -45,6 +45,7 @@ struct ds_conn {
 	struct mc_wire_conn *wc;
 	pthread_t thread;
 	char peer[INET6_ADDRSTRLEN + 16]; /* "address port N", for logs */
+	uint8_t *buf; /* CRC_BUF bytes, allocated at the first cold page */
 	struct ds_conn *next; /* on s->conns or s->done; protected by s->lock */
 };
 
@@ -108,12 +109,20 @@ static struct crc_slot *slot_of(struct mc_data_server *s, uint64_t page_id)
 			 (64 - 12)]; /* 2^12 == CRC_CACHE_SLOTS */
 }
 
-/* The CRC-32C of the size bytes of fd: computed once, then remembered. */
-static int page_crc(struct mc_data_server *s, uint64_t page_id, int fd,
-		    uint64_t size, uint32_t *crc)
+/*
+ * The CRC-32C of the size bytes of fd: computed once, then remembered.
+ * Read with pread(2) into the connection's buffer rather than mapped: a
+ * file cut short under us (a damaged pool) then reads short and fails
+ * with -ESTALE, where a mapping would raise SIGBUS in the daemon.
+ */
+static int page_crc(struct ds_conn *c, uint64_t page_id, int fd, uint64_t size,
+		    uint32_t *crc)
 {
+	struct mc_data_server *s = c->s;
 	struct crc_slot *slot = slot_of(s, page_id);
-	void *p;
+	uint64_t off = 0;
+	uint32_t v = 0;
+	ssize_t n;
 	int hit;
 
 	pthread_mutex_lock(&s->cache_lock);
@@ -124,22 +133,31 @@ static int page_crc(struct mc_data_server *s, uint64_t page_id, int fd,
 	if (hit)
 		return 0;
 
-	*crc = 0;
-	if (size) {
-		if (size > SIZE_MAX)
-			return -EFBIG;
-		p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
-		if (p == MAP_FAILED)
+	if (!c->buf) {
+		c->buf = malloc(CRC_BUF);
+		if (!c->buf)
+			return -ENOMEM;
+	}
+	while (off < size) {
+		n = pread(fd, c->buf,
+			  size - off < CRC_BUF ? size - off : CRC_BUF,
+			  (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
 			return -errno;
-		*crc = mc_crc32c(0, p, (size_t)size);
-		munmap(p, (size_t)size);
+		if (n == 0)
+			return -ESTALE;
+		v = mc_crc32c(v, c->buf, (size_t)n);
+		off += (uint64_t)n;
 	}
 	/* two threads may both compute a cold page: same answer, no harm */
 	pthread_mutex_lock(&s->cache_lock);
 	slot->page_id = page_id;
 	slot->size = size;
-	slot->crc32c = *crc;
+	slot->crc32c = v;
 	pthread_mutex_unlock(&s->cache_lock);
+	*crc = v;
 	return 0;
 }
 
@@ -167,7 +185,7 @@ static int serve_read_page(struct ds_conn *c, const struct mc_wire_header *h,
 	struct mc_data_server *s = c->s;
 	struct mc_wire_msg m = { .type = MC_WIRE_READ_PAGE | MC_WIRE_REPLY };
 	uint64_t size = 0;
-	uint32_t crc;
+	uint32_t crc = 0;
 	int fd = -1, r;
 
 	r = s->src.open(s->src.ctx, rq->page_id, &fd, &size);
@@ -176,22 +194,22 @@ static int serve_read_page(struct ds_conn *c, const struct mc_wire_header *h,
 		goto out_reply;
 	}
 	if (size != rq->expected_size) {
-		mc_log_ratelimited(MC_LOG_WARNING,
-				   "data server: page %016" PRIx64
-				   " here holds %" PRIu64
-				   " bytes but %s expects %" PRIu64
-				   " (ESTALE): not served, the reader tries another copy",
-				   rq->page_id, size, c->peer,
-				   rq->expected_size);
+		mc_log_ratelimited(
+			MC_LOG_WARNING,
+			"data server: page %016" PRIx64 " here holds %" PRIu64
+			" bytes but %s expects %" PRIu64
+			" (ESTALE): not served, the reader tries another copy",
+			rq->page_id, size, c->peer, rq->expected_size);
 		r = -ESTALE;
 		goto out_reply;
 	}
-	r = page_crc(s, rq->page_id, fd, size, &crc);
+	r = page_crc(c, rq->page_id, fd, size, &crc);
 	if (r < 0) {
-		mc_log_ratelimited(MC_LOG_ERR,
-				   "data server: cannot checksum page %016" PRIx64
-				   " (%s): not served, check the pool directory",
-				   rq->page_id, errname(r));
+		mc_log_ratelimited(
+			MC_LOG_ERR,
+			"data server: cannot checksum page %016" PRIx64
+			" (%s): not served, check the pool directory",
+			rq->page_id, errname(r));
 		goto out_reply;
 	}
 	if (crc != rq->expected_crc32c) {
@@ -259,23 +277,26 @@ static void serve(struct ds_conn *c)
 		memset(&m, 0, sizeof(m));
 		r = mc_wire_conn_recv(c->wc, &h, &m, &dstatus);
 		if (r == -ETIMEDOUT) {
-			mc_log_ratelimited(MC_LOG_NOTICE,
-					   "data server: dropping the connection from %s (ETIMEDOUT): it went silent inside a frame",
-					   c->peer);
+			mc_log_ratelimited(
+				MC_LOG_NOTICE,
+				"data server: dropping the connection from %s (ETIMEDOUT): it went silent inside a frame",
+				c->peer);
 			break;
 		}
 		if (r < 0) {
 			if (r != -ECONNRESET)
-				mc_log_ratelimited(MC_LOG_NOTICE,
-						   "data server: dropping the connection from %s (%s): it broke the framing",
-						   c->peer, errname(r));
+				mc_log_ratelimited(
+					MC_LOG_NOTICE,
+					"data server: dropping the connection from %s (%s): it broke the framing",
+					c->peer, errname(r));
 			break;
 		}
 		if (h.type & MC_WIRE_REPLY) {
 			/* we never ask, so a reply is out of turn */
-			mc_log_ratelimited(MC_LOG_NOTICE,
-					   "data server: dropping the connection from %s: it sent a reply to nothing",
-					   c->peer);
+			mc_log_ratelimited(
+				MC_LOG_NOTICE,
+				"data server: dropping the connection from %s: it sent a reply to nothing",
+				c->peer);
 			mc_wire_msg_release(&m);
 			break;
 		}
@@ -339,6 +360,7 @@ static void reap(struct mc_data_server *s)
 	for (; list; list = next) {
 		next = list->next;
 		pthread_join(list->thread, NULL);
+		free(list->buf);
 		free(list);
 	}
 }
@@ -356,9 +378,10 @@ static void start_conn(struct mc_data_server *s, int fd)
 		s->stats.refused++;
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0) {
-		mc_log_ratelimited(MC_LOG_WARNING,
-				   "data server: refusing a connection from %s: %u connections open already: raise max_conns or find who holds them",
-				   peer, s->max_conns);
+		mc_log_ratelimited(
+			MC_LOG_WARNING,
+			"data server: refusing a connection from %s: %u connections open already: raise max_conns or find who holds them",
+			peer, s->max_conns);
 		close(fd);
 		return;
 	}
@@ -389,9 +412,10 @@ static void start_conn(struct mc_data_server *s, int fd)
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (r) {
-		mc_log_ratelimited(MC_LOG_ERR,
-				   "data server: cannot start a thread for %s (%s): connection dropped, check the thread limit",
-				   peer, errname(r));
+		mc_log_ratelimited(
+			MC_LOG_ERR,
+			"data server: cannot start a thread for %s (%s): connection dropped, check the thread limit",
+			peer, errname(r));
 		mc_wire_conn_close(c->wc);
 		free(c);
 	}
@@ -420,9 +444,10 @@ static void *accept_main(void *arg)
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM) {
-				mc_log_ratelimited(MC_LOG_ERR,
-						   "data server: cannot accept on port %u (%s): raise the open files limit",
-						   s->port, errname(errno));
+				mc_log_ratelimited(
+					MC_LOG_ERR,
+					"data server: cannot accept on port %u (%s): raise the open files limit",
+					s->port, errname(errno));
 				/* the backlog stays readable: do not spin */
 				poll(NULL, 0, 100);
 			}
@@ -482,9 +507,10 @@ int mc_data_server_open(struct mc_data_server **sp,
 		goto out;
 	}
 	if (r < 0) {
-		mc_log_errno(MC_LOG_ERR, r,
-			     "data server: cannot listen on '%s' port %u: check the address",
-			     addr, p->port);
+		mc_log_errno(
+			MC_LOG_ERR, r,
+			"data server: cannot listen on '%s' port %u: check the address",
+			addr, p->port);
 		goto out;
 	}
 	s->lfd = r;
@@ -529,9 +555,10 @@ void mc_data_server_close(struct mc_data_server *s)
 	if (!s)
 		return;
 	if (write(s->wake_fd, &one, sizeof(one)) < 0)
-		mc_log_errno(MC_LOG_ERR, -errno,
-			     "data server: cannot wake the accept thread of port %u: close hangs",
-			     s->port);
+		mc_log_errno(
+			MC_LOG_ERR, -errno,
+			"data server: cannot wake the accept thread of port %u: close hangs",
+			s->port);
 	pthread_join(s->accept_thread, NULL);
 	/* new connections are refused from here on */
 	close(s->lfd);

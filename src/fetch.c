@@ -26,7 +26,8 @@ static unsigned first_copy(uint64_t page_id, unsigned n)
 	uint64_t x;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	x = page_id ^ ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+	x = page_id ^
+	    ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
 	x += 0x9e3779b97f4a7c15u;
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
@@ -61,14 +62,14 @@ static int fetch_from(struct mc_transport *t, const struct mc_ns_replicas *r,
 		req.length = r->size - req.offset;
 		if (req.length > MC_WIRE_MAX_DATA)
 			req.length = MC_WIRE_MAX_DATA;
-		ret = mc_transport_read(t, peer, &req, (uint8_t *)dst + req.offset,
-					&crc);
-		if (ret < 0)
-			return ret;
+		ret = mc_transport_read(t, peer, &req,
+					(uint8_t *)dst + req.offset, &crc);
 		req.offset += req.length;
-	} while (req.offset < r->size);
+	} while (ret == 0 && req.offset < r->size);
 	/* a lower layer that lost or changed bytes shows up here */
-	return crc == r->crc32c ? 0 : -EIO;
+	if (ret == 0 && crc != r->crc32c)
+		ret = -EIO;
+	return ret;
 }
 
 int mc_fetch_page(struct mc_transport *t, const struct mc_ns_replicas *r,
@@ -100,8 +101,8 @@ int mc_fetch_page(struct mc_transport *t, const struct mc_ns_replicas *r,
 				   " at '%s' port %u (%s): %s",
 				   page_id, peer->segment_id, peer->address,
 				   peer->port, errname(ret),
-				   i + 1 < n ? "trying the next copy"
-					     : "no copy left, the read fails");
+				   i + 1 < n ? "trying the next copy" :
+					       "no copy left, the read fails");
 	}
 out:
 	return ret;

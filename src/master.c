@@ -67,9 +67,9 @@
 #define MASTER_MAX_CONNS 4096
 
 enum seg_state {
-	SEG_PENDING,	/* known from before a master restart, not yet back */
-	SEG_LIVE,	/* registered, heartbeating (or within the ttl) */
-	SEG_DEAD,	/* declared dead: its copies were dropped */
+	SEG_PENDING, /* known from before a master restart, not yet back */
+	SEG_LIVE, /* registered, heartbeating (or within the ttl) */
+	SEG_DEAD, /* declared dead: its copies were dropped */
 };
 
 /* A growable array of dropped pages (the outbox of DROP, store callbacks). */
@@ -97,19 +97,19 @@ struct master_seg {
 	char address[MC_WIRE_ADDR_MAX + 1];
 	uint16_t port;
 	uint64_t capacity;
-	uint64_t used_bytes;	/* from the last heartbeat */
+	uint64_t used_bytes; /* from the last heartbeat */
 	uint64_t pages;
-	uint64_t last_seen_ms;	/* REGISTER or HEARTBEAT, monotonic */
+	uint64_t last_seen_ms; /* REGISTER or HEARTBEAT, monotonic */
 	struct master_conn *conn; /* the registered session, or NULL */
-	struct drop_list drops;	/* outbox: DROP */
-	struct id_list repl;	/* outbox: REPLICATE */
+	struct drop_list drops; /* outbox: DROP */
+	struct id_list repl; /* outbox: REPLICATE */
 };
 
 /* Pin counts of one connection, by inode: linear probing, key 0 free. */
 struct pin_map {
 	uint64_t *ino;
 	uint32_t *count;
-	size_t cap;		/* a power of two, or 0 */
+	size_t cap; /* a power of two, or 0 */
 	size_t used;
 };
 
@@ -117,15 +117,15 @@ struct pin_map {
 struct master_conn {
 	struct mc_master *m;
 	struct mc_wire_conn *wc;
-	char peer[64];		/* address:port, for logs */
+	char peer[64]; /* address:port, for logs */
 	/* protected by m->lock */
 	unsigned refs;
-	struct master_seg *seg;	/* the live segment it registered, or NULL */
-	bool registered;	/* it registered once (-EPERM vs -ENOENT) */
+	struct master_seg *seg; /* the live segment it registered, or NULL */
+	bool registered; /* it registered once (-EPERM vs -ENOENT) */
 	struct master_conn *prev, *next;
 	/* the connection's thread only */
 	bool hello_done;
-	bool holdings_open;	/* a HOLDINGS reconcile is under way */
+	bool holdings_open; /* a HOLDINGS reconcile is under way */
 	struct pin_map pins;
 	/* per-request scratch, sized MC_WIRE_MAX_BATCH on first use */
 	struct mc_wire_commit_result *results;
@@ -143,20 +143,20 @@ struct recent_ask {
 
 struct mc_master {
 	struct mc_store *st;
-	char *db_path;		/* for messages */
+	char *db_path; /* for messages */
 	int listen_fd;
 	uint16_t port;
-	int stop_pipe[2];	/* mc_master_stop() writes, run() polls */
+	int stop_pipe[2]; /* mc_master_stop() writes, run() polls */
 	uint64_t client_ttl_ms;
 	uint64_t heartbeat_ms;
-	uint64_t tick_ms;	/* housekeeper period */
+	uint64_t tick_ms; /* housekeeper period */
 	unsigned replica_num;
 	uint64_t start_ms;
 	_Atomic uint64_t next_id; /* ids of the master's own requests */
 
 	pthread_rwlock_t seg_rwlock;
 	pthread_mutex_t lock;
-	pthread_cond_t hk_cond;	/* wakes the housekeeper: mail, stop */
+	pthread_cond_t hk_cond; /* wakes the housekeeper: mail, stop */
 	pthread_cond_t idle_cond; /* wakes run(): a connection ended */
 	/* protected by m->lock */
 	struct master_seg **segs;
@@ -164,8 +164,8 @@ struct mc_master {
 	struct master_conn *conns;
 	size_t nconns;
 	bool stopping;
-	bool mail;		/* an outbox has something */
-	bool rescan;		/* re-replication scan wanted now */
+	bool mail; /* an outbox has something */
+	bool rescan; /* re-replication scan wanted now */
 
 	/* the housekeeper's own */
 	uint64_t scan_after;
@@ -221,9 +221,11 @@ static void collect_dropped(void *ctx, const struct mc_ns_dropped *d)
 	struct drop_list *l = ctx;
 
 	if (drop_list_add(l, d) < 0)
-		mc_log_ratelimited(MC_LOG_ERR,
-				   "master: out of memory noting dropped page %" PRIu64 ": a daemon may keep its copy until it restarts",
-				   d->page_id);
+		mc_log_ratelimited(
+			MC_LOG_ERR,
+			"master: out of memory noting dropped page %" PRIu64
+			": a daemon may keep its copy until it restarts",
+			d->page_id);
 }
 
 static void collect_id(void *ctx, uint64_t page_id)
@@ -251,9 +253,10 @@ static void store_failed(const struct mc_master *m, const char *what, int r)
 {
 	if (r != -EIO && r != -ENOMEM && r != -EBUSY && r != -ENOSPC)
 		return;
-	mc_log_ratelimited(MC_LOG_ERR,
-			   "store: %s failed on '%s' (%s): check the disk and the memory of the master host; clients see the error",
-			   what, m->db_path, strerror(-r));
+	mc_log_ratelimited(
+		MC_LOG_ERR,
+		"store: %s failed on '%s' (%s): check the disk and the memory of the master host; clients see the error",
+		what, m->db_path, strerror(-r));
 }
 
 /* ---- pins of one connection ------------------------------------------- */
@@ -409,9 +412,12 @@ static void drop_to_holders_locked(struct mc_master *m,
 		if (!s || s->state != SEG_LIVE || !s->conn)
 			continue;
 		if (drop_list_add(&s->drops, d) < 0) {
-			mc_log_ratelimited(MC_LOG_ERR,
-					   "master: out of memory queueing a drop of page %" PRIu64 " for segment %" PRIu64 ": it keeps the copy until it restarts",
-					   d->page_id, s->id);
+			mc_log_ratelimited(
+				MC_LOG_ERR,
+				"master: out of memory queueing a drop of page %" PRIu64
+				" for segment %" PRIu64
+				": it keeps the copy until it restarts",
+				d->page_id, s->id);
 			continue;
 		}
 		m->mail = true;
@@ -535,10 +541,13 @@ static int reply(struct master_conn *c, const struct mc_wire_header *h,
 	rep->type = (uint16_t)(h->type | MC_WIRE_REPLY);
 	r = mc_wire_conn_queue(c->wc, rep, h->id);
 	if (r == -EINVAL || r == -EMSGSIZE || r == -ENOSYS) {
-		mc_log_ratelimited(MC_LOG_ERR,
-				   "master: cannot encode the %s reply for '%s' (%s): answered EIO; report a bug",
-				   mc_wire_type_name(h->type) ? mc_wire_type_name(h->type) : "unknown",
-				   c->peer, strerror(-r));
+		mc_log_ratelimited(
+			MC_LOG_ERR,
+			"master: cannot encode the %s reply for '%s' (%s): answered EIO; report a bug",
+			mc_wire_type_name(h->type) ?
+				mc_wire_type_name(h->type) :
+				"unknown",
+			c->peer, strerror(-r));
 		memset(&err, 0, sizeof(err));
 		err.type = rep->type;
 		err.status = -EIO;
@@ -624,7 +633,7 @@ static int on_register(struct master_conn *c, const struct mc_wire_header *h,
 		old->seg = NULL;
 	}
 	if (c->seg && c->seg != s && c->seg->conn == c)
-		c->seg->conn = NULL;	/* re-registered as another segment */
+		c->seg->conn = NULL; /* re-registered as another segment */
 	if (s->state != SEG_LIVE)
 		seg_clear_outbox_locked(s);
 	s->state = SEG_LIVE;
@@ -636,7 +645,7 @@ static int on_register(struct master_conn *c, const struct mc_wire_header *h,
 	s->conn = c;
 	c->seg = s;
 	c->registered = true;
-	m->rescan = true;	/* a new home for copies */
+	m->rescan = true; /* a new home for copies */
 	pthread_mutex_unlock(&m->lock);
 	c->holdings_open = true;
 
@@ -644,19 +653,24 @@ out_unlock:
 	pthread_rwlock_unlock(&m->seg_rwlock);
 	if (r == 0) {
 		mc_log(MC_LOG_INFO,
-		       "segment %" PRIu64 " registered: host '%s', data at %s:%u, %" PRIu64 " bytes, %s, from %s",
+		       "segment %" PRIu64
+		       " registered: host '%s', data at %s:%u, %" PRIu64
+		       " bytes, %s, from %s",
 		       sseg.id, host, reg->address, (unsigned)reg->port,
 		       reg->capacity, reg->protocol, c->peer);
 		if (reg->flags & MC_WIRE_REGISTER_POOL_LOST)
 			mc_log(MC_LOG_NOTICE,
-			       "segment %" PRIu64 " (host '%s') came back with fresh memory: %" PRId64 " copies it held are dropped",
+			       "segment %" PRIu64
+			       " (host '%s') came back with fresh memory: %" PRId64
+			       " copies it held are dropped",
 			       sseg.id, host, n);
 		drops_to_holders(m, lost.v, lost.n, sseg.id);
 	}
 	free(lost.v);
 	if (old) {
 		mc_log(MC_LOG_NOTICE,
-		       "segment %" PRIu64 " (host '%s') registered again from %s: closing its old connection from %s",
+		       "segment %" PRIu64
+		       " (host '%s') registered again from %s: closing its old connection from %s",
 		       sseg.id, host, c->peer, old->peer);
 		mc_wire_conn_shutdown(old->wc);
 		conn_put(old);
@@ -683,7 +697,7 @@ static int on_heartbeat(struct master_conn *c, const struct mc_wire_header *h,
 		r = -EPERM;
 	} else if (!s || s->conn != c || s->state != SEG_LIVE ||
 		   s->id != hb->segment_id) {
-		r = -ENOENT;	/* declared dead or taken over: register again */
+		r = -ENOENT; /* declared dead or taken over: register again */
 	} else {
 		s->last_seen_ms = now_ms();
 		s->used_bytes = hb->used_bytes;
@@ -732,7 +746,8 @@ static int on_holdings(struct master_conn *c, const struct mc_wire_header *h,
 			goto out_unlock;
 		}
 		mc_log(MC_LOG_INFO,
-		       "segment %" PRIu64 " reconciled its holdings: %" PRId64 " copies it no longer holds are dropped",
+		       "segment %" PRIu64 " reconciled its holdings: %" PRId64
+		       " copies it no longer holds are dropped",
 		       seg, n);
 	}
 out_unlock:
@@ -744,7 +759,8 @@ out_unlock:
 	memset(&rep, 0, sizeof(rep));
 	/* at most one unknown id per id sent, so the reply fits a batch */
 	rep.u.ids.count = (uint32_t)(c->ids.n < MC_WIRE_MAX_BATCH ?
-					     c->ids.n : MC_WIRE_MAX_BATCH);
+					     c->ids.n :
+					     MC_WIRE_MAX_BATCH);
 	rep.u.ids.ids = c->ids.v;
 	return reply(c, h, &rep);
 }
@@ -765,9 +781,11 @@ static void replicate_new(struct mc_master *m, uint64_t from,
 	for (size_t i = 0; i < nt; i++) {
 		for (size_t j = 0; j < n; j++) {
 			if (id_list_add(&t[i]->repl, pages[j]) < 0) {
-				mc_log_ratelimited(MC_LOG_ERR,
-						   "master: out of memory queueing copies for segment %" PRIu64 ": the re-replication scan retries",
-						   t[i]->id);
+				mc_log_ratelimited(
+					MC_LOG_ERR,
+					"master: out of memory queueing copies for segment %" PRIu64
+					": the re-replication scan retries",
+					t[i]->id);
 				break;
 			}
 		}
@@ -855,8 +873,8 @@ static int on_evict(struct master_conn *c, const struct mc_wire_header *h,
 	r = session_segment(c, &seg);
 	if (r < 0)
 		return reply_status(c, h, r);
-	freed = mc_store_evict(m->st, seg, ev->bytes, ev->unit,
-			       collect_dropped, &out);
+	freed = mc_store_evict(m->st, seg, ev->bytes, ev->unit, collect_dropped,
+			       &out);
 	if (freed < 0) {
 		store_failed(m, "EVICT", (int)freed);
 		r = reply_status(c, h, (int)freed);
@@ -877,7 +895,8 @@ static int on_evict(struct master_conn *c, const struct mc_wire_header *h,
 		drop.type = MC_WIRE_DROP;
 		drop.u.dropped_list.count = (uint32_t)k;
 		drop.u.dropped_list.items = out.v + i;
-		r = mc_wire_conn_queue(c->wc, &drop, atomic_fetch_add(&m->next_id, 1));
+		r = mc_wire_conn_queue(c->wc, &drop,
+				       atomic_fetch_add(&m->next_id, 1));
 	}
 out:
 	free(out.v);
@@ -1055,7 +1074,7 @@ static int readdir_one(void *arg, const char *name,
 	struct readdir_ctx *rc = arg;
 
 	if (rc->n == rc->max)
-		return 1;	/* one more exists: not the end */
+		return 1; /* one more exists: not the end */
 	snprintf(rc->out[rc->n].name, sizeof(rc->out[rc->n].name), "%s", name);
 	rc->out[rc->n].attr = *attr;
 	rc->n++;
@@ -1117,7 +1136,8 @@ static int on_namespace(struct master_conn *c, const struct mc_wire_header *h,
 				     &rep.u.attr);
 		break;
 	case MC_WIRE_NAME_OF:
-		r = mc_store_name_of(st, req->u.ino, &rep.u.name_of_reply.parent,
+		r = mc_store_name_of(st, req->u.ino,
+				     &rep.u.name_of_reply.parent,
 				     rep.u.name_of_reply.name,
 				     sizeof(rep.u.name_of_reply.name));
 		break;
@@ -1130,8 +1150,10 @@ static int on_namespace(struct master_conn *c, const struct mc_wire_header *h,
 		break;
 	}
 	if (r < 0) {
-		store_failed(c->m, mc_wire_type_name(h->type) ?
-					   mc_wire_type_name(h->type) : "a call",
+		store_failed(c->m,
+			     mc_wire_type_name(h->type) ?
+				     mc_wire_type_name(h->type) :
+				     "a call",
 			     r);
 		return reply_status(c, h, r);
 	}
@@ -1195,8 +1217,10 @@ static void on_reply(struct master_conn *c, const struct mc_wire_header *h,
 	int st = decode_status < 0 ? decode_status : rep->status;
 
 	if (st < 0)
-		mc_log(MC_LOG_DEBUG, "%s from %s answered %s to request %" PRIu64,
-		       mc_wire_type_name(h->type) ? mc_wire_type_name(h->type) : "a reply",
+		mc_log(MC_LOG_DEBUG,
+		       "%s from %s answered %s to request %" PRIu64,
+		       mc_wire_type_name(h->type) ? mc_wire_type_name(h->type) :
+						    "a reply",
 		       c->peer, strerror(-st), h->id);
 }
 
@@ -1207,7 +1231,8 @@ static void conn_end(struct master_conn *c)
 	bool last;
 
 	for (size_t i = 0; i < c->pins.cap; i++)
-		for (uint32_t k = 0; c->pins.ino[i] && k < c->pins.count[i]; k++)
+		for (uint32_t k = 0; c->pins.ino[i] && k < c->pins.count[i];
+		     k++)
 			mc_store_unpin(m->st, c->pins.ino[i]);
 	if (c->pins.used)
 		mc_log(MC_LOG_DEBUG, "%s closed holding %zu pins: released",
@@ -1248,9 +1273,10 @@ static void *conn_thread(void *arg)
 				mc_log(MC_LOG_DEBUG, "%s closed the connection",
 				       c->peer);
 			else
-				mc_log_errno(MC_LOG_INFO, r,
-					     "closing the connection from %s: bad bytes or a stalled peer",
-					     c->peer);
+				mc_log_errno(
+					MC_LOG_INFO, r,
+					"closing the connection from %s: bad bytes or a stalled peer",
+					c->peer);
 			break;
 		}
 		if (h.type & MC_WIRE_REPLY) {
@@ -1348,7 +1374,7 @@ static int conn_start(struct mc_master *m, int fd,
 		free(c);
 		return r;
 	}
-	c->refs = 1;	/* the thread's */
+	c->refs = 1; /* the thread's */
 
 	pthread_mutex_lock(&m->lock);
 	c->next = m->conns;
@@ -1395,23 +1421,30 @@ static void send_outbox_locked(struct mc_master *m, struct master_seg *s)
 	for (size_t i = 0; r == 0 && i < drops.n; i += MC_WIRE_MAX_BATCH) {
 		memset(&msg, 0, sizeof(msg));
 		msg.type = MC_WIRE_DROP;
-		msg.u.dropped_list.count = (uint32_t)(drops.n - i < MC_WIRE_MAX_BATCH ?
-							     drops.n - i : MC_WIRE_MAX_BATCH);
+		msg.u.dropped_list.count =
+			(uint32_t)(drops.n - i < MC_WIRE_MAX_BATCH ?
+					   drops.n - i :
+					   MC_WIRE_MAX_BATCH);
 		msg.u.dropped_list.items = drops.v + i;
-		r = mc_wire_conn_send(c->wc, &msg, atomic_fetch_add(&m->next_id, 1));
+		r = mc_wire_conn_send(c->wc, &msg,
+				      atomic_fetch_add(&m->next_id, 1));
 	}
 	for (size_t i = 0; r == 0 && i < repl.n; i += MC_WIRE_MAX_BATCH) {
 		memset(&msg, 0, sizeof(msg));
 		msg.type = MC_WIRE_REPLICATE;
 		msg.u.ids.count = (uint32_t)(repl.n - i < MC_WIRE_MAX_BATCH ?
-						     repl.n - i : MC_WIRE_MAX_BATCH);
+						     repl.n - i :
+						     MC_WIRE_MAX_BATCH);
 		msg.u.ids.ids = repl.v + i;
-		r = mc_wire_conn_send(c->wc, &msg, atomic_fetch_add(&m->next_id, 1));
+		r = mc_wire_conn_send(c->wc, &msg,
+				      atomic_fetch_add(&m->next_id, 1));
 	}
 	if (r < 0) {
-		mc_log_errno(MC_LOG_WARNING, r,
-			     "cannot send to segment %" PRIu64 " at %s: closing its connection; it reconciles when it registers again",
-			     s->id, c->peer);
+		mc_log_errno(
+			MC_LOG_WARNING, r,
+			"cannot send to segment %" PRIu64
+			" at %s: closing its connection; it reconciles when it registers again",
+			s->id, c->peer);
 		mc_wire_conn_shutdown(c->wc);
 	}
 	free(drops.v);
@@ -1437,7 +1470,8 @@ static bool seg_expired(const struct mc_master *m, const struct master_seg *s,
 		return now > s->last_seen_ms &&
 		       now - s->last_seen_ms > m->client_ttl_ms;
 	if (s->state == SEG_PENDING)
-		return now > m->start_ms && now - m->start_ms > m->client_ttl_ms;
+		return now > m->start_ms &&
+		       now - m->start_ms > m->client_ttl_ms;
 	return false;
 }
 
@@ -1465,7 +1499,7 @@ static void declare_dead(struct mc_master *m, uint64_t id)
 	silent_ms = was_pending ? now - m->start_ms : now - s->last_seen_ms;
 	s->state = SEG_DEAD;
 	if (s->conn) {
-		s->conn->seg = NULL;	/* its next HEARTBEAT hears ENOENT */
+		s->conn->seg = NULL; /* its next HEARTBEAT hears ENOENT */
 		s->conn = NULL;
 	}
 	seg_clear_outbox_locked(s);
@@ -1480,19 +1514,25 @@ static void declare_dead(struct mc_master *m, uint64_t id)
 	pthread_rwlock_unlock(&m->seg_rwlock);
 
 	if (n < 0)
-		mc_log_errno(MC_LOG_ERR, (int)n,
-			     "store: cannot drop the copies of dead segment %" PRIu64 " (host '%s') in '%s': readers may be sent to it until the master restarts; check the disk",
-			     id, host, m->db_path);
+		mc_log_errno(
+			MC_LOG_ERR, (int)n,
+			"store: cannot drop the copies of dead segment %" PRIu64
+			" (host '%s') in '%s': readers may be sent to it until the master restarts; check the disk",
+			id, host, m->db_path);
 	else if (was_pending && n == 0)
 		mc_log(MC_LOG_INFO,
-		       "segment %" PRIu64 " (host '%s', %s:%u) did not register again after the master started; it held nothing",
+		       "segment %" PRIu64
+		       " (host '%s', %s:%u) did not register again after the master started; it held nothing",
 		       id, host, addr, port);
 	else
 		mc_log(MC_LOG_WARNING,
-		       "segment %" PRIu64 " (host '%s', %s:%u) declared dead: %s for %.1f s; %" PRId64 " copies dropped, %zu pages with no other copy are gone; restart mooncaked there to bring it back",
+		       "segment %" PRIu64
+		       " (host '%s', %s:%u) declared dead: %s for %.1f s; %" PRId64
+		       " copies dropped, %zu pages with no other copy are gone; restart mooncaked there to bring it back",
 		       id, host, addr, port,
-		       was_pending ? "not registered again since the master started" :
-				     "no heartbeat",
+		       was_pending ?
+			       "not registered again since the master started" :
+			       "no heartbeat",
 		       (double)silent_ms / 1000.0, n, gone.n);
 	drops_to_holders(m, gone.v, gone.n, id);
 	free(gone.v);
@@ -1516,7 +1556,8 @@ static void check_deaths(struct mc_master *m)
 static bool recently_asked(struct mc_master *m, uint64_t page_id, uint64_t now)
 {
 	struct recent_ask *r =
-		&m->recent[(page_id * 0x9e3779b97f4a7c15ULL >> 20) % MASTER_RECENT_SLOTS];
+		&m->recent[(page_id * 0x9e3779b97f4a7c15ULL >> 20) %
+			   MASTER_RECENT_SLOTS];
 
 	if (r->page_id == page_id && now - r->when_ms < MASTER_RECENT_MS)
 		return true;
@@ -1545,7 +1586,8 @@ static void rereplicate(struct mc_master *m)
 		goto out;
 	}
 	m->scan_after = (size_t)r < MASTER_SCAN_MAX || pages.n == 0 ?
-				0 : pages.v[pages.n - 1];
+				0 :
+				pages.v[pages.n - 1];
 	for (size_t i = 0; i < pages.n; i++) {
 		size_t nt;
 
@@ -1563,8 +1605,10 @@ static void rereplicate(struct mc_master *m)
 			live += s && s->state == SEG_LIVE;
 		}
 		/* no live source: nobody could copy it */
-		nt = live == 0 || n >= m->replica_num ? 0 :
-			pick_targets_locked(m, segs, n, m->replica_num - n, t);
+		nt = live == 0 || n >= m->replica_num ?
+			     0 :
+			     pick_targets_locked(m, segs, n, m->replica_num - n,
+						 t);
 		for (size_t j = 0; j < nt; j++) {
 			if (id_list_add(&t[j]->repl, pages.v[i]) == 0)
 				m->mail = true;
@@ -1627,7 +1671,7 @@ static void *housekeeper(void *arg)
  * readers until they register again.  The store has no list call, so ids
  * are probed from 1 (it hands them out densely) until a long gap.
  */
-static int load_known_segments(struct mc_master *m)	/* before any thread */
+static int load_known_segments(struct mc_master *m) /* before any thread */
 {
 	struct mc_store_segment ss;
 	struct master_seg *s;
@@ -1652,7 +1696,12 @@ static int load_known_segments(struct mc_master *m)	/* before any thread */
 		snprintf(s->address, sizeof(s->address), "%s", ss.address);
 		s->port = ss.port;
 		s->capacity = ss.capacity;
-		n++;
+		/*
+		 * The store's own standalone segment is pending too (a store
+		 * moved from a standalone mooncaked has pages there that no
+		 * host serves), but a fresh store's is no news.
+		 */
+		n += id != MC_NS_LOCAL_SEGMENT;
 	}
 	if (n > 0)
 		mc_log(MC_LOG_NOTICE,
@@ -1692,8 +1741,8 @@ int mc_master_new(struct mc_master **mp, const struct mc_master_params *p)
 	pthread_mutex_init(&m->lock, NULL);
 	/* a death must not wait behind a steady stream of commits */
 	pthread_rwlockattr_init(&ra);
-	pthread_rwlockattr_setkind_np(&ra,
-				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlockattr_setkind_np(
+		&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&m->seg_rwlock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_condattr_init(&ca);
@@ -1709,30 +1758,34 @@ int mc_master_new(struct mc_master **mp, const struct mc_master_params *p)
 	}
 	if (pipe2(m->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		r = -errno;
-		mc_log_errno(MC_LOG_ERR, r,
-			     "master: cannot make a pipe: check the open file limit");
+		mc_log_errno(
+			MC_LOG_ERR, r,
+			"master: cannot make a pipe: check the open file limit");
 		goto out_free;
 	}
 	r = mc_store_open(&m->st, p->db_path);
 	if (r < 0) {
-		mc_log_errno(MC_LOG_ERR, r,
-			     "store: cannot open '%s': check that its directory exists and is writable, or move the file aside to start empty",
-			     p->db_path);
+		mc_log_errno(
+			MC_LOG_ERR, r,
+			"store: cannot open '%s': check that its directory exists and is writable, or move the file aside to start empty",
+			p->db_path);
 		goto out_free;
 	}
 	r = load_known_segments(m);
 	if (r < 0) {
-		mc_log_errno(MC_LOG_ERR, r,
-			     "store: cannot read the segments recorded in '%s': check the disk, or move it aside to start empty",
-			     p->db_path);
+		mc_log_errno(
+			MC_LOG_ERR, r,
+			"store: cannot read the segments recorded in '%s': check the disk, or move it aside to start empty",
+			p->db_path);
 		goto out_free;
 	}
 	addr = p->rpc_address && *p->rpc_address ? p->rpc_address : NULL;
 	r = mc_wire_listen(addr, p->port, 128);
 	if (r < 0) {
-		mc_log_errno(MC_LOG_ERR, r,
-			     "rpc: cannot listen on '%s' port %u: is another master running there? pick another --port or --rpc_address",
-			     addr ? addr : "any", (unsigned)p->port);
+		mc_log_errno(
+			MC_LOG_ERR, r,
+			"rpc: cannot listen on '%s' port %u: is another master running there? pick another --port or --rpc_address",
+			addr ? addr : "any", (unsigned)p->port);
 		goto out_free;
 	}
 	m->listen_fd = r;
@@ -1774,14 +1827,16 @@ int mc_master_run(struct mc_master *m)
 
 	r = -pthread_create(&hk, NULL, housekeeper, m);
 	if (r < 0) {
-		mc_log_errno(MC_LOG_ERR, r,
-			     "master: cannot start the housekeeping thread: check the thread limit");
+		mc_log_errno(
+			MC_LOG_ERR, r,
+			"master: cannot start the housekeeping thread: check the thread limit");
 		return r;
 	}
 	mc_log(MC_LOG_NOTICE,
-	       "serving on port %u: store '%s', client ttl %" PRIu64 " ms, heartbeat %" PRIu64 " ms, replica_num %u",
-	       (unsigned)m->port, m->db_path, m->client_ttl_ms,
-	       m->heartbeat_ms, m->replica_num);
+	       "serving on port %u: store '%s', client ttl %" PRIu64
+	       " ms, heartbeat %" PRIu64 " ms, replica_num %u",
+	       (unsigned)m->port, m->db_path, m->client_ttl_ms, m->heartbeat_ms,
+	       m->replica_num);
 	for (;;) {
 		pfd[0].fd = m->listen_fd;
 		pfd[0].events = POLLIN;
@@ -1805,8 +1860,9 @@ int mc_master_run(struct mc_master *m)
 			r = -errno;
 			if (r == -EMFILE || r == -ENFILE || r == -ENOMEM ||
 			    r == -ENOBUFS) {
-				mc_log_errno(MC_LOG_WARNING, r,
-					     "rpc: cannot accept a connection: raise the open file limit (LimitNOFILE)");
+				mc_log_errno(
+					MC_LOG_WARNING, r,
+					"rpc: cannot accept a connection: raise the open file limit (LimitNOFILE)");
 				usleep(100 * 1000);
 			}
 			r = 0;
@@ -1816,17 +1872,19 @@ int mc_master_run(struct mc_master *m)
 		r = m->nconns >= MASTER_MAX_CONNS ? -EMFILE : 0;
 		pthread_mutex_unlock(&m->lock);
 		if (r < 0) {
-			mc_log_ratelimited(MC_LOG_WARNING,
-					   "rpc: %d connections open: refusing more; look for a client that leaks connections",
-					   MASTER_MAX_CONNS);
+			mc_log_ratelimited(
+				MC_LOG_WARNING,
+				"rpc: %d connections open: refusing more; look for a client that leaks connections",
+				MASTER_MAX_CONNS);
 			close(fd);
 			r = 0;
 			continue;
 		}
 		r = conn_start(m, fd, &ss);
 		if (r < 0)
-			mc_log_errno(MC_LOG_WARNING, r,
-				     "rpc: cannot serve a new connection: check memory and the thread limit");
+			mc_log_errno(
+				MC_LOG_WARNING, r,
+				"rpc: cannot serve a new connection: check memory and the thread limit");
 		r = 0;
 	}
 

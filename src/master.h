@@ -17,11 +17,11 @@
 struct mc_master;
 
 struct mc_master_params {
-	const char *db_path;	/* sqlite store; ":memory:" for tests */
+	const char *db_path; /* sqlite store; ":memory:" for tests */
 	const char *rpc_address; /* bind address; NULL or "" for any */
-	uint16_t port;		/* 0: an ephemeral port (mc_master_port()) */
-	uint64_t client_ttl_ms;	/* a segment silent this long is dead; > 0 */
-	unsigned replica_num;	/* copies wanted per page, 1..8 */
+	uint16_t port; /* 0: an ephemeral port (mc_master_port()) */
+	uint64_t client_ttl_ms; /* a segment silent this long is dead; > 0 */
+	unsigned replica_num; /* copies wanted per page, 1..8 */
 };
 
 /*

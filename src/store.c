@@ -171,8 +171,7 @@ static const char *const store_sql[Q_COUNT] = {
 			 "WHERE page_id = ?1 LIMIT 1",
 	[Q_COPY_DROP] = "DELETE FROM replicas "
 			"WHERE page_id = ?1 AND segment = ?2",
-	[Q_COPIES_DROP] = "DELETE FROM replicas WHERE page_id = ?1 "
-			  "RETURNING segment",
+	[Q_COPIES_DROP] = "DELETE FROM replicas WHERE page_id = ?1",
 	[Q_COPIES_OF] = "SELECT segment FROM replicas WHERE page_id = ?1",
 	[Q_REPLICAS] = "SELECT r.segment, i.size, i.crc32c FROM replicas AS r "
 		       "CROSS JOIN inodes AS i ON i.ino = r.ino "
@@ -257,9 +256,8 @@ static const char store_migrate_1[] =
 /*
  * Reconciling a segment's holdings (mc_store_holdings_begin() to _end())
  * keeps what it has heard in memory only: it is worth nothing after a
- * restart of the master, which starts the reconciling over.  confirmed 1:
- * the segment holds the copy; 0: the store dropped this copy since begin
- * (eviction), so a report of it is stale and the daemon must free it.
+ * restart of the master, which starts the reconciling over.  confirmed is
+ * an enum store_hold.
  */
 static const char store_schema_temp[] =
 	"CREATE TEMP TABLE holdings ("
@@ -267,6 +265,17 @@ static const char store_schema_temp[] =
 	" page_id INTEGER NOT NULL,"
 	" confirmed INTEGER NOT NULL,"
 	" PRIMARY KEY (segment, page_id)) WITHOUT ROWID;";
+
+/* What a reconcile knows of one copy in its segment (temp.holdings). */
+enum store_hold {
+	/*
+	 * The store dropped the copy since begin (eviction): a report of it
+	 * is stale, and the daemon must free it.
+	 */
+	HOLD_DROPPED = 0,
+	/* the segment said it holds the copy, or the store made it since */
+	HOLD_CONFIRMED = 1,
+};
 
 /*
  * The segment of --standalone, made by the schema so that a single host
@@ -643,17 +652,17 @@ static bool reconciling_locked(const struct mc_store *st, uint64_t segment)
 }
 
 static int hold_set_locked(struct mc_store *st, uint64_t segment,
-			   uint64_t page_id, bool confirmed)
+			   uint64_t page_id, enum store_hold hold)
 {
 	sqlite3_stmt *q = st->q[Q_HOLD_SET];
 
 	bind_u64(q, 1, segment);
 	bind_u64(q, 2, page_id);
-	sqlite3_bind_int(q, 3, confirmed);
+	sqlite3_bind_int(q, 3, hold);
 	return q_exec_locked(st, q);
 }
 
-/* 1 confirmed, 0 dropped since begin, -ENOENT not heard of, -errno. */
+/* The enum store_hold of a copy, -ENOENT when it has none, -errno. */
 static int hold_get_locked(struct mc_store *st, uint64_t segment,
 			   uint64_t page_id)
 {
@@ -664,7 +673,7 @@ static int hold_get_locked(struct mc_store *st, uint64_t segment,
 	bind_u64(q, 2, page_id);
 	r = q_step(st, q);
 	if (r == 1)
-		r = sqlite3_column_int(q, 0) ? 1 : 0;
+		r = sqlite3_column_int(q, 0);
 	else if (r == 0)
 		r = -ENOENT;
 	q_reset(q);
@@ -677,7 +686,16 @@ static int copy_made_locked(struct mc_store *st, uint64_t segment,
 {
 	if (!reconciling_locked(st, segment))
 		return 0;
-	return hold_set_locked(st, segment, page_id, true);
+	return hold_set_locked(st, segment, page_id, HOLD_CONFIRMED);
+}
+
+/* Forget every mark of a reconcile of segment. */
+static int hold_clear_locked(struct mc_store *st, uint64_t segment)
+{
+	sqlite3_stmt *q = st->q[Q_HOLD_CLEAR];
+
+	bind_u64(q, 1, segment);
+	return q_exec_locked(st, q);
 }
 
 static int copy_add_locked(struct mc_store *st, const struct mc_ns_attr *a,
@@ -739,10 +757,11 @@ static int copy_clone_locked(struct mc_store *st, uint64_t page_id,
 static int copies_drop_locked(struct mc_store *st, uint64_t page_id,
 			      struct mc_ns_dropped *d)
 {
-	sqlite3_stmt *q = st->q[Q_COPIES_DROP];
+	sqlite3_stmt *q = st->q[Q_COPIES_OF];
 	unsigned n = 0;
 	int r;
 
+	/* read, then delete: DELETE ... RETURNING costs an ephemeral table */
 	bind_u64(q, 1, page_id);
 	while ((r = q_step(st, q)) == 1) {
 		if (d && n < MC_NS_MAX_REPLICAS)
@@ -760,7 +779,9 @@ static int copies_drop_locked(struct mc_store *st, uint64_t page_id,
 	if (d)
 		d->nsegments = (uint8_t)(n < MC_NS_MAX_REPLICAS ?
 						 n : MC_NS_MAX_REPLICAS);
-	return 0;
+	q = st->q[Q_COPIES_DROP];
+	bind_u64(q, 1, page_id);
+	return q_exec_locked(st, q);
 }
 
 /*
@@ -811,8 +832,7 @@ static int tx_end_locked(struct mc_store *st, int r)
  * autocommit statement: never call it inside a transaction, whose rollback
  * would un-persist numbers already handed out.
  */
-static int reserve_locked(struct mc_store *st, uint64_t *ino,
-			  uint64_t *page_id)
+static int reserve_locked(struct mc_store *st, uint64_t *ino, uint64_t *page_id)
 {
 	uint64_t ino_end = st->ino_end, page_end = st->page_end;
 	sqlite3_stmt *q = st->q[Q_LIMITS_SET];
@@ -1154,8 +1174,7 @@ int mc_store_lookup(struct mc_store *st, uint64_t parent, const char *name,
 	return r;
 }
 
-int mc_store_getattr(struct mc_store *st, uint64_t ino,
-		     struct mc_ns_attr *out)
+int mc_store_getattr(struct mc_store *st, uint64_t ino, struct mc_ns_attr *out)
 {
 	int r;
 
@@ -1770,7 +1789,7 @@ static int sweep_skip_locked(struct mc_store *st, const struct store_sweep *s,
 		r = hold_get_locked(st, s->segment, a->page_id);
 		if (r == -ENOENT)
 			return 0;
-		return r;
+		return r < 0 ? r : r == HOLD_CONFIRMED;
 	}
 	return 0;
 }
@@ -1811,7 +1830,8 @@ static int sweep_scan_locked(struct mc_store *st, sqlite3_stmt *q,
 
 /*
  * Drop victim v's copy in the sweep's segment; when it was the last, the
- * page goes too.  Fills in v->d's flags and segment.
+ * page goes too, but stays on the totals (the caller takes a batch off at
+ * once).  Fills in v->d's flags and segment.
  */
 static int sweep_take_locked(struct mc_store *st, const struct store_sweep *s,
 			     struct store_victim *v)
@@ -1834,13 +1854,10 @@ static int sweep_take_locked(struct mc_store *st, const struct store_sweep *s,
 		/* a holdings report made before this drop is stale now */
 		if (reconciling_locked(st, s->segment))
 			r = hold_set_locked(st, s->segment, v->d.page_id,
-					    false);
+					    HOLD_DROPPED);
 		return r;
 	}
-	r = delete_locked(st, v->d.ino);
-	if (r == 0)
-		r = totals_add_locked(st, -1, 0, -(int64_t)v->d.size);
-	return r;
+	return delete_locked(st, v->d.ino);
 }
 
 /*
@@ -1852,6 +1869,7 @@ static int sweep_batch_locked(struct mc_store *st, struct store_sweep *s)
 {
 	sqlite3_stmt *same = st->q[Q_LRU_SAME];
 	sqlite3_stmt *next = st->q[Q_LRU_NEXT];
+	int64_t pages = 0, bytes = 0;
 	int rows, r;
 
 	s->n = 0;
@@ -1879,8 +1897,15 @@ static int sweep_batch_locked(struct mc_store *st, struct store_sweep *s)
 	r = tx_begin_locked(st);
 	if (r < 0)
 		return r;
-	for (int i = 0; i < s->n && r == 0; i++)
+	for (int i = 0; i < s->n && r == 0; i++) {
 		r = sweep_take_locked(st, s, &s->v[i]);
+		if (r == 0 && !(s->v[i].d.flags & MC_NS_DROPPED_COPY)) {
+			pages++;
+			bytes += s->v[i].d.size;
+		}
+	}
+	if (r == 0 && pages)
+		r = totals_add_locked(st, -pages, 0, -bytes);
 	r = tx_end_locked(st, r);
 	if (r < 0)
 		return r;
@@ -1899,8 +1924,8 @@ static int sweep_batch_locked(struct mc_store *st, struct store_sweep *s)
  * page gone with its copy (the others) without the lock.  0 or -errno;
  * what it did is in s->freed and s->copies.
  */
-static int sweep_run(struct mc_store *st, struct store_sweep *s,
-		     uint64_t bytes, mc_store_dropped_fn fn, void *ctx)
+static int sweep_run(struct mc_store *st, struct store_sweep *s, uint64_t bytes,
+		     mc_store_dropped_fn fn, void *ctx)
 {
 	int r = 0;
 
@@ -2046,16 +2071,13 @@ int mc_store_segment_get(struct mc_store *st, uint64_t id,
 /* Forget what a reconcile of segment heard, and that it runs. */
 static int reconciling_end_locked(struct mc_store *st, uint64_t segment)
 {
-	sqlite3_stmt *q = st->q[Q_HOLD_CLEAR];
-
 	for (size_t i = 0; i < st->nreconciling; i++) {
 		if (st->reconciling[i] != segment)
 			continue;
 		st->reconciling[i] = st->reconciling[--st->nreconciling];
 		break;
 	}
-	bind_u64(q, 1, segment);
-	return q_exec_locked(st, q);
+	return hold_clear_locked(st, segment);
 }
 
 int64_t mc_store_segment_lost(struct mc_store *st, uint64_t segment,
@@ -2148,11 +2170,13 @@ int mc_store_replicas(struct mc_store *st, uint64_t page_id, uint64_t *size,
 
 int mc_store_holdings_begin(struct mc_store *st, uint64_t segment)
 {
-	sqlite3_stmt *q = st->q[Q_HOLD_CLEAR];
 	int r = 0;
 
 	pthread_mutex_lock(&st->lock);
-	/* a second begin starts over: what the first heard is forgotten */
+	/*
+	 * A second begin starts over (a daemon registered again: its new
+	 * list is the truth, also about copies its old self made since).
+	 */
 	if (!reconciling_locked(st, segment)) {
 		if (st->nreconciling == st->capreconciling) {
 			size_t cap = st->capreconciling ?
@@ -2169,8 +2193,7 @@ int mc_store_holdings_begin(struct mc_store *st, uint64_t segment)
 		}
 		st->reconciling[st->nreconciling++] = segment;
 	}
-	bind_u64(q, 1, segment);
-	r = q_exec_locked(st, q);
+	r = hold_clear_locked(st, segment);
 out_unlock:
 	pthread_mutex_unlock(&st->lock);
 	return r;
@@ -2185,16 +2208,16 @@ static int hold_one_locked(struct mc_store *st, uint64_t segment,
 			   uint64_t page_id, bool *unknown)
 {
 	bool any, here;
-	int r;
+	int hold, r;
 
 	*unknown = false;
-	r = hold_get_locked(st, segment, page_id);
-	if (r == 0) {
+	hold = hold_get_locked(st, segment, page_id);
+	if (hold == HOLD_DROPPED) {
 		*unknown = true;
 		return 0;
 	}
-	if (r < 0 && r != -ENOENT)
-		return r;
+	if (hold < 0 && hold != -ENOENT)
+		return hold;
 	r = copies_of_locked(st, page_id, segment, &any, &here);
 	if (r < 0)
 		return r;
@@ -2202,12 +2225,13 @@ static int hold_one_locked(struct mc_store *st, uint64_t segment,
 		*unknown = true;
 		return 0;
 	}
-	if (!here) {
-		r = copy_clone_locked(st, page_id, segment);
-		if (r < 0)
-			return r;
-	}
-	return hold_set_locked(st, segment, page_id, true);
+	/* a copy made here is marked confirmed (copy_made_locked()) */
+	if (!here)
+		return copy_clone_locked(st, page_id, segment);
+	/* marked already: an id sent twice, or a copy made since begin */
+	if (hold == HOLD_CONFIRMED)
+		return 0;
+	return hold_set_locked(st, segment, page_id, HOLD_CONFIRMED);
 }
 
 /*

@@ -6,7 +6,10 @@
  * The types are ns.h's; the calls are ns.h's with the segment made explicit,
  * plus what only a master needs: the segment registry, replicas, holdings
  * and re-replication.  Every call is one short transaction under the
- * store's own lock, so callers on many threads need no lock of their own.
+ * store's own lock (calls that walk a whole segment: a batch at a time,
+ * letting go in between), so callers on many threads need no lock of
+ * their own; callbacks run without the lock and may call the store.
+ * Schema, migration and costs: doc/namespace-store.md.
  *
  * A segment is one host's pool memory, named by a uuid the host keeps
  * across restarts; the store gives it a small number (segment id, never 0,
@@ -27,7 +30,12 @@ struct mc_store;
 
 typedef void (*mc_store_dropped_fn)(void *ctx, const struct mc_ns_dropped *d);
 
-/* Everything as in ns.h: see there. */
+/*
+ * Everything as in ns.h: see there.  mc_store_open() also brings a store
+ * of an older schema up to date (doc/namespace-store.md); segment
+ * MC_NS_LOCAL_SEGMENT always exists.  A touch (and a setattr of atime)
+ * moves every copy of the page in its segment's LRU.
+ */
 int mc_store_open(struct mc_store **stp, const char *path);
 void mc_store_close(struct mc_store *st);
 int64_t mc_store_forget_pages(struct mc_store *st);
@@ -60,8 +68,12 @@ int mc_store_name_of(struct mc_store *st, uint64_t ino, uint64_t *parent,
 		     char *name, size_t len);
 
 /*
- * Commit c with its one copy in `segment`.  A replaced page is reported in
- * *replaced with every segment that held a copy (replaced->segments).
+ * Commit c with its one copy in `segment`, recording c->crc32c.  A
+ * replaced page is reported in *replaced with every segment that held a
+ * copy (replaced->segments, at most MC_NS_MAX_REPLICAS of them), and its
+ * copies are gone from the store; so are those of a page that unlink or
+ * rename drops, reported the same way.  -EINVAL for segment 0, else as
+ * mc_ns_commit().
  */
 int mc_store_commit(struct mc_store *st, const struct mc_ns_commit *c,
 		    uint64_t segment, struct mc_ns_dropped *replaced);
@@ -69,8 +81,10 @@ int mc_store_commit(struct mc_store *st, const struct mc_ns_commit *c,
 /*
  * Evict for `segment` (ns.h's mc_ns_evict): least-recently-opened copies
  * in that segment whose page is not pinned.  A page losing its last copy
- * leaves the namespace and counts as an eviction; otherwise fn gets it
- * with MC_NS_DROPPED_COPY.
+ * leaves the namespace and counts as an eviction (fn gets it with flags
+ * 0); otherwise fn gets it with MC_NS_DROPPED_COPY, every other field
+ * filled in all the same.  Either way d->segments names `segment` only.
+ * Returns the footprint freed, or -EIO.
  */
 int64_t mc_store_evict(struct mc_store *st, uint64_t segment, uint64_t bytes,
 		       uint64_t unit, mc_store_dropped_fn fn, void *ctx);
@@ -89,8 +103,10 @@ struct mc_store_segment {
 
 /*
  * Record a segment by its uuid (the same uuid always gets the same id) and
- * its current address, port, capacity and protocol.  seg->id is set.
- * 0, -EINVAL (all-zero uuid), -EIO.
+ * its current host, address, port, capacity and protocol.  seg->id is set
+ * (never 0, nor MC_NS_LOCAL_SEGMENT unless uuid is the local segment's,
+ * 00000000-0000-0000-0000-000000000001).  0, -EINVAL (all-zero uuid),
+ * -EIO.
  */
 int mc_store_segment_register(struct mc_store *st,
 			      struct mc_store_segment *seg);
@@ -101,8 +117,9 @@ int mc_store_segment_get(struct mc_store *st, uint64_t id,
 
 /*
  * The segment's memory is gone (its host died, or came back with a fresh
- * pool): drop every copy it held.  Pages left with no copy leave the
- * namespace; fn gets each of them (flags 0).  Returns the number of
+ * pool): drop every copy it held, and end a reconcile of it.  Pages left
+ * with no copy leave the namespace; fn gets each of them (flags 0), after
+ * the store let go of them and without its lock.  Returns the number of
  * copies dropped, or -EIO.
  */
 int64_t mc_store_segment_lost(struct mc_store *st, uint64_t segment,
@@ -110,14 +127,18 @@ int64_t mc_store_segment_lost(struct mc_store *st, uint64_t segment,
 
 /* ---- copies -------------------------------------------------------------- */
 
-/* segment now holds a copy of page_id: 0 (also when it did), -ENOENT. */
+/*
+ * segment now holds a copy of page_id: 0 (also when it did), -ENOENT (no
+ * such page), -EINVAL (segment 0).
+ */
 int mc_store_add_replica(struct mc_store *st, uint64_t page_id,
 			 uint64_t segment);
 
 /*
  * Size, checksum and the segments holding page_id, at most max of them,
- * in no particular order.  0, -ENOENT.  The caller fills in addresses and
- * leaves out dead segments.
+ * in no particular order (size and crc32c may be NULL).  0, -ENOENT.
+ * The caller fills in addresses and leaves out dead segments.  A page
+ * from a version 1 store has crc32c 0: never taken.
  */
 int mc_store_replicas(struct mc_store *st, uint64_t page_id, uint64_t *size,
 		      uint32_t *crc32c, uint64_t *segments, unsigned max,
@@ -126,13 +147,20 @@ int mc_store_replicas(struct mc_store *st, uint64_t page_id, uint64_t *size,
 /*
  * Reconcile what a segment says it holds (after its daemon restarted or the
  * master did) with what the store says:
- *   begin  marks every copy the store has in segment as unconfirmed;
- *   add    confirms each id held; ids the store has no page for are passed
- *          to unknown() (the daemon frees them); a page the store has but
- *          without a copy here gets one;
+ *   begin  marks every copy the store has in segment as unconfirmed (a
+ *          second begin while one runs starts over);
+ *   add    confirms each id held, in batches of up to 1024 per
+ *          transaction; ids the store has no page for, or whose copy here
+ *          it evicted since begin, are passed to unknown() (the daemon
+ *          frees them); a page the store has but without a copy here gets
+ *          one;
  *   end    drops the copies left unconfirmed (fn gets pages that left the
- *          namespace with them).
- * 0 or -EIO from each.
+ *          namespace with them, flags 0) and returns how many it dropped.
+ * Copies made in segment between begin and end (commit, add_replica) count
+ * as confirmed.  What a reconcile heard lives in memory only: a master
+ * restarted mid-way begins again.  0 (end: a count) or -EIO from each;
+ * add and end give -EINVAL when no reconcile of segment runs (never begun,
+ * or ended by mc_store_segment_lost()).
  */
 int mc_store_holdings_begin(struct mc_store *st, uint64_t segment);
 int mc_store_holdings_add(struct mc_store *st, uint64_t segment,
@@ -144,8 +172,10 @@ int64_t mc_store_holdings_end(struct mc_store *st, uint64_t segment,
 
 /*
  * Pages with fewer than `want` copies, in page_id order after `after`, at
- * most max of them: fn gets each page id and its current copy count.
- * Returns how many were passed to fn, or -EIO.
+ * most max of them: fn gets each page id and its current copy count,
+ * without the store's lock (read a chunk at a time, so a walk of a million
+ * pages never stalls other calls).  Returns how many were passed to fn,
+ * or -EIO.
  */
 int mc_store_under_replicated(struct mc_store *st, unsigned want,
 			      uint64_t after, unsigned max,

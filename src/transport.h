@@ -16,6 +16,7 @@
  *   -ESTALE		its copy's size is not req->expected_size
  *   -EIO		its copy's checksum is not req->expected_crc32c
  *   -EBADMSG		it spoke garbage (the connection was dropped)
+ *   -EPROTONOSUPPORT	it speaks no protocol version we speak
  *   -EINVAL		a request that cannot be sent (range past the end)
  *   -ENOMEM
  * On any error the bytes in dst are unspecified: never use them.
@@ -72,7 +73,8 @@ enum mc_transport_tcp_flags {
 };
 
 struct mc_transport_tcp_params {
-	unsigned timeout_ms; /* connect, and every wait; 0: 2000 */
+	unsigned timeout_ms; /* connect, and each wait: for a frame, for a
+			      * receive step of page bytes; 0: 2000 */
 	unsigned conns_per_peer; /* idle connections kept per peer; 0: 4 */
 	const char *name; /* sent in HELLO; NULL: "mooncaked" */
 	size_t recv_chunk; /* bytes per receive (and checksum) step; 0: best
@@ -145,7 +147,8 @@ void mc_transport_fake_set_timeout(struct mc_transport_fake *f,
  */
 int mc_transport_fake_add_page(struct mc_transport_fake *f,
 			       const struct mc_ns_replica *peer,
-			       uint64_t page_id, const void *data, uint64_t len);
+			       uint64_t page_id, const void *data,
+			       uint64_t len);
 
 /* Set peer's fault (replacing the last one); 0 or -ENOMEM. */
 int mc_transport_fake_set_fault(struct mc_transport_fake *f,

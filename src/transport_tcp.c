@@ -41,7 +41,10 @@
 #define MIN_CHUNK (64u << 10)
 #define RING_ENTRIES 4 /* one recv and its timeout in flight */
 
-enum { UD_RECV = 1, UD_TIMEOUT = 2 };
+enum {
+	UD_RECV = 1,
+	UD_TIMEOUT = 2
+};
 
 struct tcp_conn {
 	struct mc_wire_conn *wc;
@@ -123,10 +126,10 @@ static int conn_open(struct transport_tcp *t, const struct mc_ns_replica *peer,
 		if (r == 0)
 			c->has_ring = 1;
 		else
-			mc_log_ratelimited(MC_LOG_NOTICE,
-					   "transport: no io_uring for '%s' port %u (%s): receiving with recv(2), check kernel.io_uring_disabled and RLIMIT_MEMLOCK",
-					   peer->address, peer->port,
-					   errname(r));
+			mc_log_ratelimited(
+				MC_LOG_NOTICE,
+				"transport: no io_uring for '%s' port %u (%s): receiving with recv(2), check kernel.io_uring_disabled and RLIMIT_MEMLOCK",
+				peer->address, peer->port, errname(r));
 	}
 	*cp = c;
 	c = NULL;
@@ -211,84 +214,116 @@ static void conn_put(struct transport_tcp *t, const struct mc_ns_replica *peer,
 
 /* ------------------------------------------------------------- receiving */
 
-/* One chunk with io_uring: the recv, bounded by a linked timeout. */
-static int ring_submit_chunk(struct tcp_conn *c, void *p, size_t n,
-			     struct __kernel_timespec *ts)
-{
-	struct io_uring_sqe *sqe;
-	int r;
-
-	sqe = io_uring_get_sqe(&c->ring);
-	io_uring_prep_recv(sqe, mc_wire_conn_fd(c->wc), p, n, MSG_WAITALL);
-	io_uring_sqe_set_data64(sqe, UD_RECV);
-	sqe->flags |= IOSQE_IO_LINK;
-	sqe = io_uring_get_sqe(&c->ring);
-	io_uring_prep_link_timeout(sqe, ts, 0);
-	io_uring_sqe_set_data64(sqe, UD_TIMEOUT);
-	r = io_uring_submit(&c->ring);
-	return r == 2 ? 0 : r < 0 ? r : -EIO;
-}
-
 /*
- * Both completions of a submitted chunk.  The link timeout always
- * completes too (-ECANCELED when the recv won), and both must be reaped
- * before dst may be touched by anyone else: the kernel writes into it
- * until then.
+ * Reap n completions.  Only for a ring whose requests are sure to end: a
+ * recv is bounded by its linked timeout, or by a shutdown of its socket.
+ * *recv_res gets the recv's result, *timed_out whether its timeout fired.
  */
-static int ring_wait_chunk(struct tcp_conn *c, size_t n)
+static int ring_reap(struct tcp_conn *c, int n, int *recv_res, int *timed_out)
 {
 	struct io_uring_cqe *cqe;
-	int recv_res = -EIO, timed_out = 0, left = 2, r;
+	int r = 0;
 
-	while (left) {
+	while (n > 0) {
 		r = io_uring_wait_cqe(&c->ring, &cqe);
 		if (r == -EINTR)
 			continue;
-		if (r < 0) {
-			/* cannot reap: the ring goes with the connection */
-			return r;
-		}
+		if (r < 0)
+			break;
 		if (io_uring_cqe_get_data64(cqe) == UD_RECV)
-			recv_res = cqe->res;
+			*recv_res = cqe->res;
 		else if (cqe->res == -ETIME)
-			timed_out = 1;
+			*timed_out = 1;
 		io_uring_cqe_seen(&c->ring, cqe);
-		left--;
+		n--;
 	}
-	if (timed_out || recv_res == -EAGAIN)
+	return r;
+}
+
+/* Start receiving n bytes into p: a recv, bounded by a linked timeout. */
+static int ring_submit(struct tcp_conn *c, void *p, size_t n,
+		       struct __kernel_timespec *ts)
+{
+	struct io_uring_sqe *sqe, *tsqe;
+	int r, res = 0, timed_out = 0;
+
+	/* the ring is empty here: each step reaps all it submitted */
+	sqe = io_uring_get_sqe(&c->ring);
+	tsqe = io_uring_get_sqe(&c->ring);
+	if (!sqe || !tsqe)
+		return -EBUSY;
+	io_uring_prep_recv(sqe, mc_wire_conn_fd(c->wc), p, n, MSG_WAITALL);
+	io_uring_sqe_set_data64(sqe, UD_RECV);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_prep_link_timeout(tsqe, ts, 0);
+	io_uring_sqe_set_data64(tsqe, UD_TIMEOUT);
+	r = io_uring_submit(&c->ring);
+	if (r == 2)
+		return 0;
+	if (r == 1) {
+		/* a recv without its timeout: end it by shutting the socket,
+		 * so nothing writes into p once we return */
+		mc_wire_conn_shutdown(c->wc);
+		ring_reap(c, 1, &res, &timed_out);
+		r = -EIO;
+	}
+	return r < 0 ? r : -EIO;
+}
+
+/*
+ * Wait for the recv submitted last: the bytes it received (> 0), or
+ * -errno.  Both completions are reaped before dst may be touched by
+ * anyone else: the kernel writes into it until then.
+ */
+static int ring_wait(struct tcp_conn *c)
+{
+	int res = -EIO, timed_out = 0, r;
+
+	r = ring_reap(c, 2, &res, &timed_out);
+	if (r < 0) {
+		/* cannot happen with a sane ring; the connection is dropped
+		 * and the socket shut so the recv cannot outlive the call */
+		mc_wire_conn_shutdown(c->wc);
+		return r;
+	}
+	if (timed_out || res == -EAGAIN)
 		return -ETIMEDOUT;
-	if (recv_res < 0)
-		return recv_res;
-	/* MSG_WAITALL comes back short only at the end of the stream */
-	return (size_t)recv_res == n ? 0 : -ECONNRESET;
+	/* 0: the stream ended */
+	return res == 0 ? -ECONNRESET : res;
 }
 
 /*
  * len page bytes from the socket into dst with the checksum continued in
- * *crc: chunk k lands while chunk k - 1 is checksummed.
+ * *crc: chunk k lands while chunk k - 1 is checksummed.  MSG_WAITALL
+ * makes one recv fill a chunk; a short one (an older kernel, or the
+ * stream ending) is continued, and ends at the stream's end.
  */
-static int recv_ring(struct transport_tcp *t, struct tcp_conn *c,
-		     uint8_t *dst, uint64_t len, uint32_t *crc)
+static int recv_ring(struct transport_tcp *t, struct tcp_conn *c, uint8_t *dst,
+		     uint64_t len, uint32_t *crc)
 {
 	struct __kernel_timespec ts = {
 		.tv_sec = t->timeout_ms / 1000,
 		.tv_nsec = (long long)(t->timeout_ms % 1000) * 1000000,
 	};
 	uint64_t off = 0, prev_off = 0;
-	size_t n, prev_n = 0;
+	size_t n, got, prev_n = 0;
 	int r = 0;
 
-	while (off < len) {
+	while (off < len && r == 0) {
 		n = len - off < t->chunk ? (size_t)(len - off) : t->chunk;
-		r = ring_submit_chunk(c, dst + off, n, &ts);
-		if (r < 0)
-			break;
-		if (crc && prev_n)
-			*crc = mc_crc32c(*crc, dst + prev_off, prev_n);
-		prev_n = 0;
-		r = ring_wait_chunk(c, n);
-		if (r < 0)
-			break;
+		for (got = 0; got < n;) {
+			r = ring_submit(c, dst + off + got, n - got, &ts);
+			if (r < 0)
+				break;
+			if (crc && prev_n)
+				*crc = mc_crc32c(*crc, dst + prev_off, prev_n);
+			prev_n = 0;
+			r = ring_wait(c);
+			if (r < 0)
+				break;
+			got += (size_t)r;
+			r = 0;
+		}
 		prev_off = off;
 		prev_n = n;
 		off += n;
@@ -299,8 +334,8 @@ static int recv_ring(struct transport_tcp *t, struct tcp_conn *c,
 }
 
 /* The same with recv(2), for connections without a ring. */
-static int recv_plain(struct transport_tcp *t, struct tcp_conn *c,
-		      uint8_t *dst, uint64_t len, uint32_t *crc)
+static int recv_plain(struct transport_tcp *t, struct tcp_conn *c, uint8_t *dst,
+		      uint64_t len, uint32_t *crc)
 {
 	uint64_t off = 0;
 	size_t n;
@@ -318,8 +353,8 @@ static int recv_plain(struct transport_tcp *t, struct tcp_conn *c,
 	return r;
 }
 
-static int recv_page(struct transport_tcp *t, struct tcp_conn *c,
-		     uint8_t *dst, uint64_t len, uint32_t *crc)
+static int recv_page(struct transport_tcp *t, struct tcp_conn *c, uint8_t *dst,
+		     uint64_t len, uint32_t *crc)
 {
 	size_t ahead = mc_wire_conn_buffered(c->wc);
 	int r;
@@ -483,13 +518,14 @@ int mc_transport_tcp_new(struct mc_transport **tp,
 		return -ENOMEM;
 	t->base.ops = &tcp_ops;
 	t->timeout_ms = p->timeout_ms ? p->timeout_ms : DEFAULT_TIMEOUT_MS;
-	t->conns_per_peer =
-		p->conns_per_peer ? p->conns_per_peer : DEFAULT_CONNS_PER_PEER;
+	t->conns_per_peer = p->conns_per_peer ? p->conns_per_peer :
+						DEFAULT_CONNS_PER_PEER;
 	t->chunk = p->recv_chunk ? p->recv_chunk : DEFAULT_CHUNK;
 	if (t->chunk < MIN_CHUNK)
 		t->chunk = MIN_CHUNK;
 	t->flags = p->flags;
-	snprintf(t->name, sizeof(t->name), "%s", p->name ? p->name : "mooncaked");
+	snprintf(t->name, sizeof(t->name), "%s",
+		 p->name ? p->name : "mooncaked");
 	pthread_mutex_init(&t->lock, NULL);
 	*tp = &t->base;
 	return 0;

@@ -43,7 +43,7 @@ struct opts {
 	uint16_t port;
 	long pid;
 	unsigned conns;
-	uint64_t pages;		/* per commit phase, all connections */
+	uint64_t pages; /* per commit phase, all connections */
 	unsigned batch;
 	unsigned depth;
 	uint64_t lookups;
@@ -57,10 +57,10 @@ struct bconn {
 	/* reserved numbers for this connection's pages */
 	struct mc_wire_reserved *res;
 	uint64_t nres, used;
-	uint64_t first_single, nsingle;	/* name index ranges */
+	uint64_t first_single, nsingle; /* name index ranges */
 	uint64_t first_batch, nbatch;
 	uint64_t errors;
-	int fail;		/* first connection error */
+	int fail; /* first connection error */
 	pthread_t thr;
 };
 
@@ -124,7 +124,8 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	o->depth = 64;
 	o->lookups = 400000;
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+		const char *a = argv[i],
+			   *val = i + 1 < argc ? argv[i + 1] : NULL;
 		int r = -EINVAL;
 
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -132,7 +133,8 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			exit(0);
 		}
 		if (!val) {
-			fprintf(stderr, "mc-bench-master: %s needs a value\n", a);
+			fprintf(stderr, "mc-bench-master: %s needs a value\n",
+				a);
 			return -EINVAL;
 		}
 		i++;
@@ -157,11 +159,14 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		} else if (strcmp(a, "--lookups") == 0) {
 			r = parse_u64(val, 1, 1000000000, &o->lookups);
 		} else {
-			fprintf(stderr, "mc-bench-master: unknown option '%s': see --help\n", a);
+			fprintf(stderr,
+				"mc-bench-master: unknown option '%s': see --help\n",
+				a);
 			return -EINVAL;
 		}
 		if (r < 0) {
-			fprintf(stderr, "mc-bench-master: %s: bad value '%s'\n", a, val);
+			fprintf(stderr, "mc-bench-master: %s: bad value '%s'\n",
+				a, val);
 			return -EINVAL;
 		}
 	}
@@ -217,7 +222,8 @@ static int next_reply(struct bconn *c, struct mc_wire_msg *rep,
 		}
 		if (h->id & BEAT_ID) {
 			if (rep->status < 0)
-				fprintf(stderr, "mc-bench-master: heartbeat refused: %s\n",
+				fprintf(stderr,
+					"mc-bench-master: heartbeat refused: %s\n",
 					strerror(-rep->status));
 			mc_wire_msg_release(rep);
 			continue;
@@ -271,7 +277,9 @@ static uint64_t check_reply(struct bconn *c, const struct mc_wire_msg *rep)
 	if (rep->status < 0) {
 		if (c->errors++ == 0)
 			fprintf(stderr, "mc-bench-master: %s failed: %s\n",
-				mc_wire_type_name(rep->type) ? mc_wire_type_name(rep->type) : "a request",
+				mc_wire_type_name(rep->type) ?
+					mc_wire_type_name(rep->type) :
+					"a request",
 				strerror(-rep->status));
 		return 1;
 	}
@@ -279,8 +287,10 @@ static uint64_t check_reply(struct bconn *c, const struct mc_wire_msg *rep)
 		for (uint32_t i = 0; i < rep->u.commit_reply.count; i++) {
 			if (rep->u.commit_reply.items[i].status < 0 &&
 			    c->errors++ == 0)
-				fprintf(stderr, "mc-bench-master: a commit failed: %s\n",
-					strerror(-rep->u.commit_reply.items[i].status));
+				fprintf(stderr,
+					"mc-bench-master: a commit failed: %s\n",
+					strerror(-rep->u.commit_reply.items[i]
+							  .status));
 		}
 		return rep->u.commit_reply.count;
 	}
@@ -346,7 +356,7 @@ static void build_single(struct bench *b, struct bconn *c, uint64_t i,
 }
 
 struct batch_scratch {
-	struct mc_wire_commit_item *it;	/* depth * batch */
+	struct mc_wire_commit_item *it; /* depth * batch */
 	unsigned depth;
 };
 
@@ -354,11 +364,11 @@ static void build_batch(struct bench *b, struct bconn *c, uint64_t i,
 			struct mc_wire_msg *req, void *scratch)
 {
 	struct batch_scratch *s = scratch;
-	struct mc_wire_commit_item *items =
-		s->it + (i % s->depth) * b->o.batch;
+	struct mc_wire_commit_item *items = s->it + (i % s->depth) * b->o.batch;
 	uint64_t first = i * b->o.batch;
 	uint32_t n = (uint32_t)(c->nbatch - first < b->o.batch ?
-					c->nbatch - first : b->o.batch);
+					c->nbatch - first :
+					b->o.batch);
 
 	for (uint32_t k = 0; k < n; k++)
 		fill_item(b, c, &items[k], c->first_batch + first + k);
@@ -410,7 +420,8 @@ static void *phase_thread(void *arg)
 		goto out;
 	switch (b->phase) {
 	case 1:
-		r = pipeline(b, c, c->nsingle, b->o.depth, build_single, scratch);
+		r = pipeline(b, c, c->nsingle, b->o.depth, build_single,
+			     scratch);
 		break;
 	case 2:
 		r = pipeline(b, c, (c->nbatch + b->o.batch - 1) / b->o.batch,
@@ -525,7 +536,8 @@ static int setup_conn(struct bench *b, struct bconn *c, unsigned idx,
 		return -ENOMEM;
 	while (c->nres < need) {
 		uint64_t k = need - c->nres < MC_WIRE_MAX_BATCH ?
-				     need - c->nres : MC_WIRE_MAX_BATCH;
+				     need - c->nres :
+				     MC_WIRE_MAX_BATCH;
 
 		memset(&req, 0, sizeof(req));
 		req.type = MC_WIRE_RESERVE;
@@ -607,7 +619,8 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < b.o.conns; i++) {
 		errors += b.c[i].errors;
 		if (b.c[i].fail) {
-			fprintf(stderr, "mc-bench-master: connection %u failed: %s\n",
+			fprintf(stderr,
+				"mc-bench-master: connection %u failed: %s\n",
 				i, strerror(-b.c[i].fail));
 			errors++;
 		}
@@ -615,16 +628,18 @@ int main(int argc, char **argv)
 	commits1 = (double)(b.c[0].nsingle * b.o.conns) / t1;
 	commits2 = (double)(b.c[0].nbatch * b.o.conns) / t2;
 	lookups = (double)(b.o.lookups / b.o.conns * b.o.conns) / t3;
-	per = rss1 > rss0 ? (rss1 - rss0) / (b.c[0].nsingle * 2 * b.o.conns) : 0;
+	per = rss1 > rss0 ? (rss1 - rss0) / (b.c[0].nsingle * 2 * b.o.conns) :
+			    0;
 
-	printf("mc-bench-master: %s:%u, %u connections, %" PRIu64 " pages per commit phase, depth %u, batch %u\n",
+	printf("mc-bench-master: %s:%u, %u connections, %" PRIu64
+	       " pages per commit phase, depth %u, batch %u\n",
 	       b.o.host, (unsigned)b.o.port, b.o.conns,
 	       b.c[0].nsingle * b.o.conns, b.o.depth, b.o.batch);
 	printf("%-38s %14s %14s  %s\n", "measure", "result", "target", "");
 	printf("%-38s %14.0f %14s  %s\n", "commits/s, 1 item per COMMIT",
 	       commits1, ">= 30000", verdict(commits1, TARGET_COMMITS));
-	printf("%-38s %14.0f %14s  %s\n", "commits/s, batched COMMIT",
-	       commits2, ">= 30000", verdict(commits2, TARGET_COMMITS));
+	printf("%-38s %14.0f %14s  %s\n", "commits/s, batched COMMIT", commits2,
+	       ">= 30000", verdict(commits2, TARGET_COMMITS));
 	printf("%-38s %14.0f %14s  %s\n", "lookups/s (hits)", lookups,
 	       ">= 100000", verdict(lookups, TARGET_LOOKUPS));
 	if (b.o.pid > 0 && rss0 && rss1)
@@ -635,7 +650,8 @@ int main(int argc, char **argv)
 		printf("%-38s %14s %14s  (give --master-pid)\n",
 		       "master RSS per page", "not measured", "-");
 	if (errors) {
-		fprintf(stderr, "mc-bench-master: %" PRIu64 " requests failed\n",
+		fprintf(stderr,
+			"mc-bench-master: %" PRIu64 " requests failed\n",
 			errors);
 		goto out;
 	}

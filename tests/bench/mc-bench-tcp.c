@@ -220,7 +220,8 @@ static int serve(const struct opts *o)
 	}
 	r = write_pages(o, src.dirfd);
 	if (r < 0) {
-		fprintf(stderr, "mc-bench-tcp: cannot write pages in '%s': %s\n",
+		fprintf(stderr,
+			"mc-bench-tcp: cannot write pages in '%s': %s\n",
 			o->dir, strerror(-r));
 		goto out;
 	}
@@ -270,7 +271,14 @@ out:
 
 /* --------------------------------------------------------------- client */
 
-enum mode { RAW, RAW_STEPS, FETCH, FETCH_PLAIN, FETCH_FRESH, NMODES };
+enum mode {
+	RAW,
+	RAW_STEPS,
+	FETCH,
+	FETCH_PLAIN,
+	FETCH_FRESH,
+	NMODES
+};
 
 static const char *const mode_names[NMODES] = {
 	"raw", "raw-steps", "fetch", "fetch-plain", "fetch-fresh",
@@ -415,8 +423,8 @@ static int client(const struct opts *o)
 	c.crcs = calloc(o->pages, sizeof(*c.crcs));
 	check = malloc(o->size ? o->size : 1);
 	for (int m = 0; m < NMODES; m++)
-		c.samples[m] = calloc((size_t)o->pages * o->rounds,
-				      sizeof(double));
+		c.samples[m] =
+			calloc((size_t)o->pages * o->rounds, sizeof(double));
 	if (!c.buf || !c.crcs || !check) {
 		r = -ENOMEM;
 		goto out;
@@ -444,15 +452,16 @@ static int client(const struct opts *o)
 	c.raw_fd = mc_wire_dial(o->peer, (uint16_t)(o->port + 1), 5000);
 	if (c.raw_fd < 0) {
 		r = c.raw_fd;
-		fprintf(stderr, "mc-bench-tcp: cannot reach the raw source at '%s' port %u: %s\n",
+		fprintf(stderr,
+			"mc-bench-tcp: cannot reach the raw source at '%s' port %u: %s\n",
 			o->peer, o->port + 1, strerror(-r));
 		goto out;
 	}
 
 	printf("%u pages of %" PRIu64 " bytes from %s port %u, %u rounds, "
 	       "crc32c %s, receive steps %" PRIu64 " bytes\n",
-	       o->pages, o->size, o->peer, o->port, o->rounds,
-	       mc_crc32c_impl(), o->chunk);
+	       o->pages, o->size, o->peer, o->port, o->rounds, mc_crc32c_impl(),
+	       o->chunk);
 	/* round 0 warms up every path and is not counted */
 	for (unsigned round = 0; round <= o->rounds && r == 0; round++) {
 		for (int m = 0; m < NMODES && r == 0; m++) {
@@ -461,7 +470,8 @@ static int client(const struct opts *o)
 
 				r = run_one(&c, (enum mode)m, i + 1);
 				if (r < 0) {
-					fprintf(stderr, "mc-bench-tcp: %s of page %u failed: %s\n",
+					fprintf(stderr,
+						"mc-bench-tcp: %s of page %u failed: %s\n",
 						mode_names[m], i + 1,
 						strerror(-r));
 					break;
@@ -475,7 +485,8 @@ static int client(const struct opts *o)
 		if (r == 0 && o->pages) {
 			page_fill(check, o->size, o->pages);
 			if (memcmp(check, c.buf, o->size) != 0) {
-				fprintf(stderr, "mc-bench-tcp: page %u arrived with wrong bytes\n",
+				fprintf(stderr,
+					"mc-bench-tcp: page %u arrived with wrong bytes\n",
 					o->pages);
 				r = -EIO;
 			}
@@ -510,8 +521,11 @@ int main(int argc, char **argv)
 		{ "chunk", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { .pages = 16, .rounds = 5, .size = 8 << 20,
-			  .chunk = 512 << 10, .pool_dir = "/dev/shm" };
+	struct opts o = { .pages = 16,
+			  .rounds = 5,
+			  .size = 8 << 20,
+			  .chunk = 512 << 10,
+			  .pool_dir = "/dev/shm" };
 	const char *cmd;
 	uint64_t v;
 	int ch;

@@ -28,8 +28,6 @@ ON_A=(--model loss --seed on-a --pages 8 --page-size 1MiB)
 ON_B=(--model loss --seed on-b --pages 8 --page-size 1MiB)
 ON_C=(--model loss --seed on-c --pages 4 --page-size 1MiB)
 OUT=$MC_TEST_DIR/out
-# the other hosts say so when a fetch from a dead host fails
-mc_expect_log 'fetch|transfer|peer|connect|refused|unreachable'
 
 mc_net_up 3
 A=$(mc_host_mnt a) B=$(mc_host_mnt b) C=$(mc_host_mnt c)
@@ -222,14 +220,23 @@ done
 mc_host_kill9 a
 t0=$(mc_now_ms)
 # at once (the master still thinks A lives: readers skip its dead copy) ...
-for h in b c; do
-	sfb read --dir "$(kv2 "$h")" "${R2[@]}" --expect-all >"$OUT" 2>&1 ||
-		fail "replica_num 2: read on $h right after A's kill: $(cat "$OUT")"
-done
-note "replica_num 2: every page read on B and C $(($(mc_now_ms) - t0)) ms after A's kill"
-# ... and after the master declared A dead
+sfb read --dir "$(kv2 b)" "${R2[@]}" --expect-all >"$OUT" 2>&1 ||
+	fail "replica_num 2: read on B right after A's kill: $(cat "$OUT")"
+note "replica_num 2: every page read on B $(($(mc_now_ms) - t0)) ms after A's kill"
+# ... and after the master declared A dead.  B holds every page now (its
+# replicas, and copies of C's made by the read); the pages whose second
+# copy was on B have one copy left unless the master makes another on C.
 sleep "$TTL"
 sleep 1
+if mc_wait_for 4 all_twice; then
+	note "replica_num 2: every page has two copies again after A's loss"
+else
+	n=0
+	for id in "${IDS[@]}"; do
+		[ "$(copies "$id")" -ge 2 ] && n=$((n + 1))
+	done
+	note "replica_num 2: only $n of ${#IDS[@]} pages have two copies again 4 s after A was declared dead (not re-replicated)"
+fi
 for h in c b; do
 	sfb read --dir "$(kv2 "$h")" "${R2[@]}" --expect-all >"$OUT" 2>&1 ||
 		fail "replica_num 2: read on $h after A was declared dead: $(cat "$OUT")"

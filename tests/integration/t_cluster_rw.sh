@@ -1,6 +1,7 @@
 #!/bin/bash
 # t_cluster_rw: three hosts (network namespaces), one pool.  SGLang's file
-# backend writes pages on host A; on B and C they exist (stat), list with
+# backend writes pages on host A (each visible on B as soon as close()
+# returned on A); on B and C they exist (stat), list with
 # their names and sizes, and read byte-exact with one read of the full
 # size.  B's first read moves the bytes over B's link into a copy in B's own
 # pool; B's second read is local (no page bytes cross the link).  Pages set
@@ -47,6 +48,28 @@ for h in b c; do
 	mc_wait_for 3 test -d "$(mc_host_mnt $h)/kv" ||
 		fail "the directory made on A is not a directory on $h: $(mc_errno stat "$(mc_host_mnt $h)/kv")"
 done
+
+# --- closed on A, visible on B at once -------------------------------------------
+
+"$MC_PYTHON" - "$A" "$B" >"$OUT" 2>&1 <<'PY' || fail "pages closed on A, stat on B at once: $(cat "$OUT")"
+import os, sys
+a, b = sys.argv[1], sys.argv[2]
+late = []
+for i in range(20):
+    name = "closed-%d.bin" % i
+    fd = os.open(os.path.join(a, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, bytes([i]) * 65536)
+    os.close(fd)
+    try:
+        if os.stat(os.path.join(b, name)).st_size != 65536:
+            late.append(name + " (wrong size)")
+    except OSError as e:
+        late.append("%s (%s)" % (name, e.strerror))
+if late:
+    sys.exit("%d of 20 pages not there on B right after close() on A returned: %s"
+             % (len(late), ", ".join(late[:4])))
+PY
+rm -f "$A"/closed-*.bin
 
 # --- set on A (SGLang's direct era) --------------------------------------------
 
@@ -148,8 +171,8 @@ mc_wait_for 3 test -f "$B/replaced.bin" || fail "replaced.bin from A is not seen
 OLD_ID=$(page_id "$B/replaced.bin")
 # cp opens the existing name with O_WRONLY|O_TRUNC, as SGLang's direct era
 # does when two servers race to set one page
-cp "$MC_TEST_DIR/new.bin" "$B/replaced.bin" ||
-	fail "replacing (O_TRUNC) on B a page whose bytes only A holds: $(tail -n 2 "$(mc_host_log b)")"
+cp "$MC_TEST_DIR/new.bin" "$B/replaced.bin" 2>"$OUT" ||
+	fail "replacing (O_TRUNC) on B a page whose bytes only A holds: $(cat "$OUT"); B's log: $(grep -E '\[(err|warning)\]' "$(mc_host_log b)" | tail -n 2)"
 for h in b a c; do
 	# shellcheck disable=SC2317 # called through mc_wait_for
 	replaced_on() { cmp -s "$MC_TEST_DIR/new.bin" "$(mc_host_mnt "$1")/replaced.bin"; }

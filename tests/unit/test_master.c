@@ -91,16 +91,16 @@ static void sleep_ms(unsigned ms)
 /* ---- a client: a tool, or a daemon once registered ----------------------- */
 
 struct inbox_item {
-	uint16_t type;		/* MC_WIRE_DROP or MC_WIRE_REPLICATE */
+	uint16_t type; /* MC_WIRE_DROP or MC_WIRE_REPLICATE */
 	uint64_t page_id;
-	uint32_t flags;		/* DROP's */
+	uint32_t flags; /* DROP's */
 };
 
 struct tclient {
 	struct mc_wire_conn *wc;
 	uint64_t next_id;
 	uint64_t segment;
-	_Atomic bool beat;	/* the keeper heartbeats it */
+	_Atomic bool beat; /* the keeper heartbeats it */
 	struct inbox_item inbox[INBOX_MAX];
 	size_t ninbox;
 };
@@ -146,19 +146,21 @@ static void stash(struct tclient *cl, const struct mc_wire_header *h,
 		for (uint32_t i = 0; i < m->u.dropped_list.count; i++) {
 			ck_assert_uint_lt(cl->ninbox, INBOX_MAX);
 			cl->inbox[cl->ninbox++] = (struct inbox_item){
-				MC_WIRE_DROP, m->u.dropped_list.items[i].page_id,
+				MC_WIRE_DROP,
+				m->u.dropped_list.items[i].page_id,
 				m->u.dropped_list.items[i].flags
 			};
 		}
 	} else if (h->type == MC_WIRE_REPLICATE) {
 		for (uint32_t i = 0; i < m->u.ids.count; i++) {
 			ck_assert_uint_lt(cl->ninbox, INBOX_MAX);
-			cl->inbox[cl->ninbox++] = (struct inbox_item){
-				MC_WIRE_REPLICATE, m->u.ids.ids[i], 0
-			};
+			cl->inbox[cl->ninbox++] =
+				(struct inbox_item){ MC_WIRE_REPLICATE,
+						     m->u.ids.ids[i], 0 };
 		}
 	} else {
-		ck_abort_msg("unexpected request 0x%x from the master", h->type);
+		ck_abort_msg("unexpected request 0x%x from the master",
+			     h->type);
 	}
 	memset(&rep, 0, sizeof(rep));
 	rep.type = (uint16_t)(h->type | MC_WIRE_REPLY);
@@ -257,7 +259,7 @@ static bool wait_request(struct tclient *cl, uint16_t type, uint64_t page_id,
 		}
 		r = recv_one(cl, &h, &rep);
 		ck_assert_int_ge(r, 0);
-		mc_wire_msg_release(&rep);	/* a late heartbeat reply */
+		mc_wire_msg_release(&rep); /* a late heartbeat reply */
 	}
 }
 
@@ -771,7 +773,7 @@ START_TEST(a_silent_segment_is_declared_dead_after_the_ttl)
 	k.n = 2;
 	keeper_start(&k);
 	ck_assert_int_eq(put(a, "p", 4096, &page, NULL), 0);
-	sleep_ms(TTL_MS * 2);	/* heartbeats keep both alive */
+	sleep_ms(TTL_MS * 2); /* heartbeats keep both alive */
 	ck_assert_int_eq(replicas(b, page, segs, &n, NULL), 0);
 
 	atomic_store(&a->beat, false);
@@ -1014,9 +1016,10 @@ END_TEST
 static void send_frame(int fd, uint16_t type, uint64_t id, const void *payload,
 		       uint32_t len)
 {
-	struct mc_wire_header h = {
-		.version = MC_WIRE_VERSION, .type = type, .length = len, .id = id
-	};
+	struct mc_wire_header h = { .version = MC_WIRE_VERSION,
+				    .type = type,
+				    .length = len,
+				    .id = id };
 	uint8_t buf[MC_WIRE_HEADER_SIZE + 512];
 
 	ck_assert_uint_le(len, 512);
@@ -1042,7 +1045,8 @@ START_TEST(garbage_closes_only_that_connection)
 
 	/* not our protocol at all */
 	bad = client_raw(tm.port);
-	ck_assert_int_eq(write(mc_wire_conn_fd(bad->wc), http, sizeof(http) - 1),
+	ck_assert_int_eq(write(mc_wire_conn_fd(bad->wc), http,
+			       sizeof(http) - 1),
 			 (ssize_t)(sizeof(http) - 1));
 	ck_assert(closed_by_master(mc_wire_conn_fd(bad->wc), 2000));
 	client_close(bad);
@@ -1050,7 +1054,7 @@ START_TEST(garbage_closes_only_that_connection)
 	/* a header announcing more than a frame may hold */
 	bad = client(tm.port);
 	ck_assert_int_eq(mc_wire_header_encode(&h, big), 0);
-	big[12] = 0xff;	/* length, little-endian: 0x...ff */
+	big[12] = 0xff; /* length, little-endian: 0x...ff */
 	big[13] = 0xff;
 	big[14] = 0xff;
 	ck_assert_int_eq(write(mc_wire_conn_fd(bad->wc), big, sizeof(big)),
@@ -1083,13 +1087,13 @@ START_TEST(bad_payloads_are_answered_and_the_connection_goes_on)
 	master_start(&tm, ":memory:", 5000, 1);
 	cl = client(tm.port);
 	fd = mc_wire_conn_fd(cl->wc);
-	send_frame(fd, MC_WIRE_LOOKUP, 11, junk, 3);	/* cut short */
+	send_frame(fd, MC_WIRE_LOOKUP, 11, junk, 3); /* cut short */
 	ck_assert_int_eq(wait_reply(cl, 11, &rep), -EBADMSG);
 	mc_wire_msg_release(&rep);
-	send_frame(fd, 0x0777, 12, junk, 8);		/* unknown type */
+	send_frame(fd, 0x0777, 12, junk, 8); /* unknown type */
 	ck_assert_int_eq(wait_reply(cl, 12, &rep), -ENOSYS);
 	mc_wire_msg_release(&rep);
-	send_frame(fd, MC_WIRE_READ_PAGE, 13, NULL, 0);	/* not served here */
+	send_frame(fd, MC_WIRE_READ_PAGE, 13, NULL, 0); /* not served here */
 	ck_assert_int_lt(wait_reply(cl, 13, &rep), 0);
 	mc_wire_msg_release(&rep);
 	cl->next_id = 14;
@@ -1102,15 +1106,33 @@ END_TEST
 START_TEST(random_frames_never_crash_the_master)
 {
 	static const uint16_t types[] = {
-		MC_WIRE_HELLO,	 MC_WIRE_REGISTER, MC_WIRE_HEARTBEAT,
-		MC_WIRE_HOLDINGS, MC_WIRE_LOOKUP,   MC_WIRE_GETATTR,
-		MC_WIRE_MKDIR,	 MC_WIRE_RMDIR,	   MC_WIRE_RESERVE,
-		MC_WIRE_COMMIT,	 MC_WIRE_UNLINK,   MC_WIRE_RENAME,
-		MC_WIRE_SETATTR, MC_WIRE_TOUCH,	   MC_WIRE_PIN,
-		MC_WIRE_UNPIN,	 MC_WIRE_READDIR,  MC_WIRE_NAME_OF,
-		MC_WIRE_STATS,	 MC_WIRE_EVICT,	   MC_WIRE_REPLICAS,
-		MC_WIRE_DROP,	 MC_WIRE_ADD_REPLICA, MC_WIRE_REPLICATE,
-		MC_WIRE_READ_PAGE, 0x0005,	   0x7fff,
+		MC_WIRE_HELLO,
+		MC_WIRE_REGISTER,
+		MC_WIRE_HEARTBEAT,
+		MC_WIRE_HOLDINGS,
+		MC_WIRE_LOOKUP,
+		MC_WIRE_GETATTR,
+		MC_WIRE_MKDIR,
+		MC_WIRE_RMDIR,
+		MC_WIRE_RESERVE,
+		MC_WIRE_COMMIT,
+		MC_WIRE_UNLINK,
+		MC_WIRE_RENAME,
+		MC_WIRE_SETATTR,
+		MC_WIRE_TOUCH,
+		MC_WIRE_PIN,
+		MC_WIRE_UNPIN,
+		MC_WIRE_READDIR,
+		MC_WIRE_NAME_OF,
+		MC_WIRE_STATS,
+		MC_WIRE_EVICT,
+		MC_WIRE_REPLICAS,
+		MC_WIRE_DROP,
+		MC_WIRE_ADD_REPLICA,
+		MC_WIRE_REPLICATE,
+		MC_WIRE_READ_PAGE,
+		0x0005,
+		0x7fff,
 	};
 	const unsigned ntypes = sizeof(types) / sizeof(types[0]);
 	struct tmaster tm;
@@ -1128,7 +1150,7 @@ START_TEST(random_frames_never_crash_the_master)
 	for (uint64_t id = 1; id <= 2000; id++) {
 		len = (uint32_t)(rand_r(&seed) % sizeof(payload));
 		if (id % 3 == 0)
-			len %= 40;	/* short ones decode more often */
+			len %= 40; /* short ones decode more often */
 		for (uint32_t i = 0; i < len; i++)
 			payload[i] = (uint8_t)rand_r(&seed);
 		send_frame(fd, types[rand_r(&seed) % ntypes], id, payload, len);

@@ -911,6 +911,37 @@ START_TEST(a_reopened_store_keeps_its_tree_and_never_reuses_a_number)
 }
 END_TEST
 
+START_TEST(standalone_pages_live_in_the_one_local_segment)
+{
+	struct mc_ns *ns = open_mem();
+	struct mc_ns_commit c = {
+		.parent = ROOT,
+		.name = "p",
+		.mode = S_IFREG | 0644,
+		.size = 4096,
+		.mtime_ns = 1,
+		.crc32c = 0x12345678,
+	};
+	struct mc_ns_replicas r;
+
+	ck_assert(!mc_ns_is_cluster(ns));
+	ck_assert_uint_eq(mc_ns_segment(ns), MC_NS_LOCAL_SEGMENT);
+	ck_assert_int_eq(mc_ns_reserve(ns, &c.ino, &c.page_id), 0);
+	ck_assert_int_eq(mc_ns_commit(ns, &c, NULL), 0);
+	ck_assert_int_eq(mc_ns_replicas(ns, c.page_id, &r), 0);
+	ck_assert_uint_eq(r.size, 4096);
+	ck_assert_uint_eq(r.crc32c, 0x12345678);
+	ck_assert_uint_eq(r.count, 1);
+	ck_assert_uint_eq(r.r[0].segment_id, MC_NS_LOCAL_SEGMENT);
+	/* the copy it has already */
+	ck_assert_int_eq(mc_ns_add_replica(ns, c.page_id), 0);
+	ck_assert_int_eq(mc_ns_unlink(ns, ROOT, "p", NULL), 0);
+	ck_assert_int_eq(mc_ns_replicas(ns, c.page_id, &r), -ENOENT);
+	ck_assert_int_eq(mc_ns_add_replica(ns, c.page_id), -ENOENT);
+	mc_ns_close(ns);
+}
+END_TEST
+
 START_TEST(open_of_an_unwritable_path_gives_eio)
 {
 	struct mc_ns *ns = (struct mc_ns *)1;
@@ -993,6 +1024,8 @@ static Suite *ns_suite(void)
 	    setattr_changes_only_what_the_flags_name);
 	add(s, "a reopened store keeps its tree and never reuses a number",
 	    a_reopened_store_keeps_its_tree_and_never_reuses_a_number);
+	add(s, "standalone pages live in the one local segment",
+	    standalone_pages_live_in_the_one_local_segment);
 	add(s, "open of an unwritable path gives EIO",
 	    open_of_an_unwritable_path_gives_eio);
 	return s;

@@ -528,6 +528,36 @@ START_TEST(a_copy_evicted_during_a_reconcile_is_reported_unknown)
 }
 END_TEST
 
+START_TEST(a_second_begin_starts_the_reconcile_over)
+{
+	struct mc_store *st = open_mem();
+	struct seen *s = calloc(1, sizeof(*s));
+	struct ids u = { 0 };
+	uint64_t seg[MC_NS_MAX_REPLICAS];
+	uint64_t old = put(st, SEG_A, "old", 10, 1, NULL);
+	uint64_t held = put(st, SEG_A, "held", 10, 2, NULL);
+	uint64_t made;
+
+	ck_assert_int_eq(mc_store_holdings_begin(st, SEG_A), 0);
+	ck_assert_int_eq(mc_store_holdings_add(st, SEG_A, &old, 1, unknown_fn,
+					       &u),
+			 0);
+	made = put(st, SEG_A, "made", 10, 3, NULL);
+	/* the daemon registered again: its new list is the whole truth */
+	ck_assert_int_eq(mc_store_holdings_begin(st, SEG_A), 0);
+	ck_assert_int_eq(mc_store_holdings_add(st, SEG_A, &held, 1,
+					       unknown_fn, &u),
+			 0);
+	ck_assert_int_eq(mc_store_holdings_end(st, SEG_A, seen_fn, s), 2);
+	ck_assert_uint_eq(s->n, 2);
+	ck_assert_uint_eq(s->d[0].page_id + s->d[1].page_id, old + made);
+	ck_assert_uint_eq(copies(st, held, seg), 1);
+	ck_assert_uint_eq(u.n, 0);
+	free(s);
+	mc_store_close(st);
+}
+END_TEST
+
 START_TEST(holdings_without_a_begin_give_einval_and_drop_nothing)
 {
 	struct mc_store *st = open_mem();
@@ -941,6 +971,8 @@ static Suite *store_suite(void)
 	    holdings_reconcile_what_a_segment_holds_with_the_store);
 	add(s, "a copy evicted during a reconcile is reported unknown",
 	    a_copy_evicted_during_a_reconcile_is_reported_unknown);
+	add(s, "a second begin starts the reconcile over",
+	    a_second_begin_starts_the_reconcile_over);
 	add(s, "holdings without a begin give EINVAL and drop nothing",
 	    holdings_without_a_begin_give_einval_and_drop_nothing);
 	add(s, "holdings of 20000 pages confirm in batches and sweep the rest",

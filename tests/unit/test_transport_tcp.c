@@ -137,10 +137,10 @@ static void teardown(void)
 	free(small);
 }
 
-static struct mc_wire_read_page request(uint64_t id, uint64_t off,
-					uint64_t len)
+static struct mc_wire_read_page request(uint64_t id, uint64_t off, uint64_t len)
 {
-	struct mc_wire_read_page rq = { .page_id = id, .offset = off,
+	struct mc_wire_read_page rq = { .page_id = id,
+					.offset = off,
 					.length = len };
 
 	if (id == BIG_ID) {
@@ -202,9 +202,10 @@ END_TEST
 START_TEST(partial_ranges_arrive_byte_exact_and_chain_the_checksum)
 {
 	static const uint64_t ranges[][2] = {
-		{ 0, 1 },	 { 1, 4095 },	      { 4096, 65536 },
-		{ 12345, 1000000 }, { BIG_LEN - 1, 1 }, { BIG_LEN - 3000000, 3000000 },
-		{ 777, 0 },	 { BIG_LEN, 0 },
+		{ 0, 1 },	    { 1, 4095 },
+		{ 4096, 65536 },    { 12345, 1000000 },
+		{ BIG_LEN - 1, 1 }, { BIG_LEN - 3000000, 3000000 },
+		{ 777, 0 },	    { BIG_LEN, 0 },
 	};
 	uint8_t *dst = malloc(BIG_LEN + 1);
 
@@ -599,6 +600,42 @@ START_TEST(requests_before_hello_are_eproto_and_the_connection_goes_on)
 }
 END_TEST
 
+START_TEST(random_frames_after_hello_never_break_the_server)
+{
+	uint8_t b[MC_WIRE_HEADER_SIZE + 600];
+	uint64_t x = 12345;
+	struct mc_wire_conn *c;
+
+	for (int conn = 0; conn < 50; conn++) {
+		ck_assert_int_eq(mc_wire_conn_open(&c, raw_dial()), 0);
+		mc_wire_conn_set_timeout(c, 3000);
+		if (conn % 2)
+			ck_assert_int_eq(mc_wire_conn_hello(c, "fuzz"), 0);
+		for (int i = 0; i < 20; i++) {
+			uint32_t len;
+
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			len = (uint32_t)(x % 600);
+			/* known types mostly, READ_PAGE often, replies too */
+			raw_header(b,
+				   i % 3 ? MC_WIRE_READ_PAGE :
+					   (uint16_t)((x >> 16) % 0x50) |
+						   (uint16_t)(x & 0x8000),
+				   len);
+			fill(b + MC_WIRE_HEADER_SIZE, len, (uint32_t)x);
+			if (send(mc_wire_conn_fd(c), b,
+				 MC_WIRE_HEADER_SIZE + len, MSG_NOSIGNAL) < 0)
+				break;
+		}
+		mc_wire_conn_close(c);
+	}
+	wait_open(0);
+	assert_still_serving();
+}
+END_TEST
+
 START_TEST(a_client_that_hangs_up_mid_frame_costs_nothing)
 {
 	uint8_t h[MC_WIRE_HEADER_SIZE];
@@ -670,9 +707,13 @@ START_TEST(connections_past_max_conns_are_turned_away)
 }
 END_TEST
 
-/* A server that answers HELLO, then sends half the page and dies. */
+/*
+ * A server that answers HELLO, then sends half the page and dies, or
+ * (stall) stays connected and silent until the client gives up.
+ */
 struct half_server {
 	int lfd;
+	int stall;
 	uint16_t port;
 	pthread_t th;
 };
@@ -680,10 +721,11 @@ struct half_server {
 static void *half_main(void *arg)
 {
 	struct half_server *hs = arg;
-	struct mc_wire_msg m, reply = { .type = MC_WIRE_READ_PAGE |
-						MC_WIRE_REPLY };
+	struct mc_wire_msg m,
+		reply = { .type = MC_WIRE_READ_PAGE | MC_WIRE_REPLY };
 	struct mc_wire_conn *c;
 	struct mc_wire_header h;
+	char b;
 	int fd, ds;
 
 	fd = accept(hs->lfd, NULL, NULL);
@@ -701,27 +743,74 @@ static void *half_main(void *arg)
 			mc_wire_msg_release(&m);
 		}
 	}
+	if (hs->stall)
+		recv(fd, &b, 1, 0); /* until the client hangs up */
 	mc_wire_conn_close(c);
 	return NULL;
 }
 
-START_TEST(a_server_that_dies_mid_transfer_is_econnreset)
+/* One read of the big page from a half server; *ms: how long it took. */
+static int read_from_half(struct mc_transport *tr, int stall, uint64_t *ms)
 {
-	struct half_server hs;
+	struct half_server hs = { .stall = stall };
 	struct mc_ns_replica half = peer;
 	struct mc_wire_read_page rq = request(BIG_ID, 0, BIG_LEN);
 	uint8_t *dst = malloc(BIG_LEN);
+	uint64_t t0 = now_ms();
+	int r;
 
 	hs.lfd = mc_wire_listen("127.0.0.1", 0, 4);
 	ck_assert_int_ge(hs.lfd, 0);
 	ck_assert_int_eq(mc_wire_local_port(hs.lfd, &hs.port), 0);
 	ck_assert_int_eq(pthread_create(&hs.th, NULL, half_main, &hs), 0);
 	half.port = hs.port;
-	ck_assert_int_eq(mc_transport_read(t, &half, &rq, dst, NULL),
-			 -ECONNRESET);
+	r = mc_transport_read(tr, &half, &rq, dst, NULL);
+	*ms = now_ms() - t0;
+	/* the transport dropped the connection: the stalled server wakes */
 	pthread_join(hs.th, NULL);
 	close(hs.lfd);
 	free(dst);
+	return r;
+}
+
+static struct mc_transport *short_timeout_transport(unsigned flags)
+{
+	struct mc_transport_tcp_params tp = { .timeout_ms = 300,
+					      .name = "impatient",
+					      .flags = flags };
+	struct mc_transport *tr;
+
+	ck_assert_int_eq(mc_transport_tcp_new(&tr, &tp), 0);
+	return tr;
+}
+
+START_TEST(a_server_that_dies_mid_transfer_is_econnreset)
+{
+	struct mc_transport *plain =
+		short_timeout_transport(MC_TRANSPORT_TCP_PLAIN_RECV);
+	uint64_t ms;
+
+	ck_assert_int_eq(read_from_half(t, 0, &ms), -ECONNRESET);
+	ck_assert_int_eq(read_from_half(plain, 0, &ms), -ECONNRESET);
+	mc_transport_free(plain);
+}
+END_TEST
+
+START_TEST(a_server_that_stalls_mid_transfer_is_etimedout)
+{
+	struct mc_transport *ring = short_timeout_transport(0);
+	struct mc_transport *plain =
+		short_timeout_transport(MC_TRANSPORT_TCP_PLAIN_RECV);
+	uint64_t ms;
+
+	ck_assert_int_eq(read_from_half(ring, 1, &ms), -ETIMEDOUT);
+	ck_assert_uint_ge(ms, 250);
+	ck_assert_uint_lt(ms, 3000);
+	ck_assert_int_eq(read_from_half(plain, 1, &ms), -ETIMEDOUT);
+	ck_assert_uint_ge(ms, 250);
+	ck_assert_uint_lt(ms, 3000);
+	mc_transport_free(ring);
+	mc_transport_free(plain);
 }
 END_TEST
 
@@ -775,10 +864,11 @@ END_TEST
 
 START_TEST(the_plain_recv_path_reads_the_same_bytes)
 {
-	struct mc_transport_tcp_params tp = { .name = "plain",
-					      .flags =
-						      MC_TRANSPORT_TCP_PLAIN_RECV,
-					      .recv_chunk = 100000 };
+	struct mc_transport_tcp_params tp = {
+		.name = "plain",
+		.flags = MC_TRANSPORT_TCP_PLAIN_RECV,
+		.recv_chunk = 100000
+	};
 	struct mc_wire_read_page rq = request(BIG_ID, 3, BIG_LEN - 3);
 	struct mc_transport *plain;
 	uint8_t *dst = malloc(BIG_LEN);
@@ -802,8 +892,8 @@ static Suite *tcp_suite(void)
 
 	tcase_add_checked_fixture(tg, setup, teardown);
 	tcase_add_test(tg, a_whole_page_arrives_byte_exact_with_its_checksum);
-	tcase_add_test(
-		tg, partial_ranges_arrive_byte_exact_and_chain_the_checksum);
+	tcase_add_test(tg,
+		       partial_ranges_arrive_byte_exact_and_chain_the_checksum);
 	tcase_add_test(tg, an_empty_page_reads_as_nothing);
 	tcase_add_test(tg, a_connection_is_reused_across_many_reads);
 	tcase_add_test(tg,
@@ -825,13 +915,17 @@ static Suite *tcp_suite(void)
 	tcase_add_test(th, garbage_bytes_close_that_connection_only);
 	tcase_add_test(th, a_bad_magic_closes_that_connection_only);
 	tcase_add_test(
-		th, a_huge_length_closes_that_connection_without_waiting_for_it);
+		th,
+		a_huge_length_closes_that_connection_without_waiting_for_it);
 	tcase_add_test(
-		th, requests_before_hello_are_eproto_and_the_connection_goes_on);
+		th,
+		requests_before_hello_are_eproto_and_the_connection_goes_on);
+	tcase_add_test(th, random_frames_after_hello_never_break_the_server);
 	tcase_add_test(th, a_client_that_hangs_up_mid_frame_costs_nothing);
 	tcase_add_test(th, a_silent_client_is_dropped_after_the_timeouts);
 	tcase_add_test(th, connections_past_max_conns_are_turned_away);
 	tcase_add_test(th, a_server_that_dies_mid_transfer_is_econnreset);
+	tcase_add_test(th, a_server_that_stalls_mid_transfer_is_etimedout);
 	tcase_add_test(
 		th, closing_the_server_under_a_reader_fails_its_reads_cleanly);
 	suite_add_tcase(s, th);
