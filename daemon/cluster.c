@@ -55,6 +55,12 @@ static int page_open(void *ctx, uint64_t page_id, int *fdp, uint64_t *size)
 	return 0;
 }
 
+static int page_crc(void *ctx, int fd, uint32_t *crc32c)
+{
+	(void)ctx;
+	return mc_pool_get_crc(fd, crc32c);
+}
+
 static int pool_holdings(void *ctx, int (*emit)(void *ectx, uint64_t id),
 			 void *ectx)
 {
@@ -192,7 +198,11 @@ fail:
 int mc_cluster_start(struct mc_cluster *c)
 {
 	struct mc_data_server_params dp;
-	struct mc_page_source src = { .open = page_open, .ctx = c->pool };
+	struct mc_page_source src = {
+		.open = page_open,
+		.crc = page_crc,
+		.ctx = c->pool,
+	};
 	int r;
 
 	memset(&dp, 0, sizeof(dp));

@@ -1394,8 +1394,12 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 		c.mtime_ns = now_ns(CLOCK_REALTIME);
 	}
 	/* other hosts check what they fetch against this */
-	if (r == 0 && mc_ns_is_cluster(fs->ns))
+	if (r == 0 && mc_ns_is_cluster(fs->ns)) {
 		r = page_crc32c(in->fd, c.size, &c.crc32c);
+		/* kept with the file for the data server; it can compute it */
+		if (r == 0)
+			(void)mc_pool_set_crc(in->fd, c.crc32c);
+	}
 	in->lent = 0;
 
 	mc_inode_table_lock(fs->itab);

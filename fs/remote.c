@@ -163,6 +163,8 @@ static int fetch_locked_out(struct mc_remote *r, uint64_t page_id, int *fdp)
 		goto out;
 	}
 	err = fetch_into(r, &rep, page_id, fd);
+	if (err == 0)
+		(void)mc_pool_set_crc(fd, rep.crc32c);
 	close(fd);
 	if (err == 0)
 		err = mc_pool_commit(fs->pool, page_id);

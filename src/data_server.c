@@ -7,8 +7,9 @@
  * never the server.  A finished connection thread parks itself on the done
  * list, and the accept thread (or close) joins it.
  *
- * Lock order: s->lock, then nothing; s->cache_lock, then nothing.  No I/O
- * under either.
+ * Lock order: s->lock, then nothing; s->cache_lock, then nothing.  No
+ * blocking call under either (close() shuts sockets down under s->lock, so
+ * that no connection thread frees one meanwhile: shutdown(2) never waits).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -203,7 +204,9 @@ static int serve_read_page(struct ds_conn *c, const struct mc_wire_header *h,
 		r = -ESTALE;
 		goto out_reply;
 	}
-	r = page_crc(c, rq->page_id, fd, size, &crc);
+	/* the checksum recorded with the page saves a read pass */
+	if (!s->src.crc || s->src.crc(s->src.ctx, fd, &crc) < 0)
+		r = page_crc(c, rq->page_id, fd, size, &crc);
 	if (r < 0) {
 		mc_log_ratelimited(
 			MC_LOG_ERR,

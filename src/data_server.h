@@ -23,6 +23,12 @@ struct mc_page_source {
 	 * from many threads at once.
 	 */
 	int (*open)(void *ctx, uint64_t page_id, int *fd, uint64_t *size);
+	/*
+	 * Optional: the CRC-32C recorded for the page open on fd, 0 when it
+	 * is known, else -errno and the server computes it (one read pass,
+	 * remembered).
+	 */
+	int (*crc)(void *ctx, int fd, uint32_t *crc32c);
 	void *ctx;
 };
 

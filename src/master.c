@@ -62,6 +62,8 @@
 #define MASTER_RECENT_SLOTS 4096
 /* Known segment ids are probed from 1 until this many in a row are missing. */
 #define MASTER_SEGMENT_PROBE_GAP 64
+/* Pipelined COMMITs of one connection written together at most. */
+#define MASTER_RUN_MAX 64
 /* Connection threads need little stack: messages live on the heap. */
 #define MASTER_CONN_STACK (512 * 1024)
 #define MASTER_MAX_CONNS 4096
@@ -113,6 +115,13 @@ struct pin_map {
 	size_t used;
 };
 
+/* A request received and not yet answered. */
+struct master_req {
+	struct mc_wire_header h;
+	struct mc_wire_msg msg; /* owns what it decoded */
+	int dstatus; /* the decoder's: < 0, answer it */
+};
+
 /* One client connection.  Owned by its thread; others hold references. */
 struct master_conn {
 	struct mc_master *m;
@@ -129,6 +138,9 @@ struct master_conn {
 	struct pin_map pins;
 	/* per-request scratch, sized MC_WIRE_MAX_BATCH on first use */
 	struct mc_wire_commit_result *results;
+	struct mc_store_commit_item *items; /* grows to the largest run */
+	size_t capitems;
+	struct master_req *run; /* MASTER_RUN_MAX - 1 COMMITs after the first */
 	struct mc_wire_dirent *dirents;
 	struct mc_wire_reserved *reserved;
 	int32_t *statuses;
@@ -156,6 +168,7 @@ struct mc_master {
 
 	pthread_rwlock_t seg_rwlock;
 	pthread_mutex_t lock;
+
 	pthread_cond_t hk_cond; /* wakes the housekeeper: mail, stop */
 	pthread_cond_t idle_cond; /* wakes run(): a connection ended */
 	/* protected by m->lock */
@@ -481,6 +494,8 @@ static void conn_free(struct master_conn *c)
 	free(c->pins.ino);
 	free(c->pins.count);
 	free(c->results);
+	free(c->items);
+	free(c->run);
 	free(c->dirents);
 	free(c->reserved);
 	free(c->statuses);
@@ -714,15 +729,16 @@ static int on_holdings(struct master_conn *c, const struct mc_wire_header *h,
 	struct mc_master *m = c->m;
 	struct drop_list gone = { 0 };
 	struct mc_wire_msg rep;
-	uint64_t seg;
+	uint64_t seg = 0;
 	int64_t n;
 	int r;
 
+	c->ids.n = 0;
+	/* checked under the lock: no copy lands after the death is recorded */
+	pthread_rwlock_rdlock(&m->seg_rwlock);
 	r = session_segment(c, &seg);
 	if (r < 0)
-		return reply_status(c, h, r);
-	c->ids.n = 0;
-	pthread_rwlock_rdlock(&m->seg_rwlock);
+		goto out_unlock;
 	if (!c->holdings_open) {
 		r = mc_store_holdings_begin(m->st, seg);
 		if (r < 0) {
@@ -796,67 +812,106 @@ static void replicate_new(struct mc_master *m, uint64_t from,
 	pthread_mutex_unlock(&m->lock);
 }
 
-static int on_commit(struct master_conn *c, const struct mc_wire_header *h,
-		     const struct mc_wire_commit *cm)
+/*
+ * COMMITs run[0..n), received back to back on c: one transaction for all
+ * their items, then one reply each, in order.  0, or the connection error that ended the replies.
+ */
+static int commit_run(struct master_conn *c, struct master_req **run, size_t n)
 {
 	struct mc_master *m = c->m;
 	struct mc_wire_msg rep;
-	uint64_t seg;
-	int r;
+	size_t total = 0, k = 0;
+	uint64_t seg = 0;
+	int status, r = 0;
 
-	r = session_segment(c, &seg);
-	if (r == 0)
-		r = scratch((void **)&c->results, sizeof(*c->results));
-	if (r < 0)
-		return reply_status(c, h, r);
+	for (size_t j = 0; j < n; j++)
+		total += run[j]->msg.u.commit.count;
+	status = scratch((void **)&c->results, sizeof(*c->results));
+	if (status == 0)
+		status = grow((void **)&c->items, &c->capitems,
+			      total ? total : 1, sizeof(*c->items));
 	c->drops.n = 0;
 	c->ids.n = 0;
 
+	/* shared, and checked under it: a death waits for these copies */
 	pthread_rwlock_rdlock(&m->seg_rwlock);
-	for (uint32_t i = 0; i < cm->count; i++) {
-		const struct mc_wire_commit_item *it = &cm->items[i];
-		struct mc_wire_commit_result *res = &c->results[i];
-		struct mc_ns_commit nc = {
-			.parent = it->parent,
-			.name = it->name,
-			.ino = it->ino,
-			.page_id = it->page_id,
-			.mode = it->mode,
-			.uid = it->uid,
-			.gid = it->gid,
-			.size = it->size,
-			.mtime_ns = it->mtime_ns,
-			.crc32c = it->crc32c,
-		};
+	if (status == 0)
+		status = session_segment(c, &seg);
+	for (size_t j = 0; status == 0 && j < n; j++) {
+		const struct mc_wire_commit *cm = &run[j]->msg.u.commit;
 
-		memset(res, 0, sizeof(*res));
-		/* a daemon commits what it wrote into its own pool */
-		if (it->nsegments < 1 || it->segments[0] != seg) {
-			res->status = -EPERM;
-			continue;
+		for (uint32_t i = 0; i < cm->count; i++) {
+			const struct mc_wire_commit_item *it = &cm->items[i];
+
+			/* a daemon commits what it wrote into its own pool */
+			if (it->nsegments < 1 || it->segments[0] != seg)
+				continue;
+			c->items[k++] = (struct mc_store_commit_item){
+				.c = {
+					.parent = it->parent,
+					.name = it->name,
+					.ino = it->ino,
+					.page_id = it->page_id,
+					.mode = it->mode,
+					.uid = it->uid,
+					.gid = it->gid,
+					.size = it->size,
+					.mtime_ns = it->mtime_ns,
+					.crc32c = it->crc32c,
+				},
+				.segment = seg,
+			};
 		}
-		r = mc_store_commit(m->st, &nc, seg, &res->replaced);
-		res->status = r;
-		if (r < 0) {
-			memset(&res->replaced, 0, sizeof(res->replaced));
-			store_failed(m, "COMMIT", r);
+	}
+	if (k > 0)
+		mc_store_commit_batch(m->st, c->items, k);
+	pthread_rwlock_unlock(&m->seg_rwlock);
+	for (size_t i = 0; i < k; i++) {
+		const struct mc_store_commit_item *si = &c->items[i];
+
+		if (si->status < 0) {
+			store_failed(m, "COMMIT", si->status);
 			continue;
 		}
 		/* out of memory here costs a notice, never the commit */
-		if (res->replaced.ino != 0)
-			collect_dropped(&c->drops, &res->replaced);
+		if (si->replaced.ino != 0)
+			collect_dropped(&c->drops, &si->replaced);
 		if (m->replica_num > 1)
-			collect_id(&c->ids, it->page_id);
+			collect_id(&c->ids, si->c.page_id);
 	}
-	pthread_rwlock_unlock(&m->seg_rwlock);
 
+	k = 0;
+	for (size_t j = 0; r == 0 && j < n; j++) {
+		const struct mc_wire_commit *cm = &run[j]->msg.u.commit;
+
+		if (status < 0) {
+			r = reply_status(c, &run[j]->h, status);
+			continue;
+		}
+		for (uint32_t i = 0; i < cm->count; i++) {
+			const struct mc_wire_commit_item *it = &cm->items[i];
+			struct mc_wire_commit_result *res = &c->results[i];
+			const struct mc_store_commit_item *si;
+
+			memset(res, 0, sizeof(*res));
+			if (it->nsegments < 1 || it->segments[0] != seg) {
+				res->status = -EPERM;
+				continue;
+			}
+			si = &c->items[k++];
+			res->status = si->status;
+			if (si->status == 0)
+				res->replaced = si->replaced;
+		}
+		memset(&rep, 0, sizeof(rep));
+		rep.u.commit_reply.count = cm->count;
+		rep.u.commit_reply.items = c->results;
+		/* encoded now, so c->results serves the next one */
+		r = reply(c, &run[j]->h, &rep);
+	}
 	drops_to_holders(m, c->drops.v, c->drops.n, seg);
 	replicate_new(m, seg, c->ids.v, c->ids.n);
-
-	memset(&rep, 0, sizeof(rep));
-	rep.u.commit_reply.count = cm->count;
-	rep.u.commit_reply.items = c->results;
-	return reply(c, h, &rep);
+	return r;
 }
 
 static int on_evict(struct master_conn *c, const struct mc_wire_header *h,
@@ -910,13 +965,14 @@ static int on_add_replica(struct master_conn *c, const struct mc_wire_header *h,
 	uint64_t seg;
 	int r;
 
-	r = session_segment(c, &seg);
-	if (r < 0)
-		return reply_status(c, h, r);
+	/* checked under the lock: no copy lands after the death is recorded */
 	pthread_rwlock_rdlock(&m->seg_rwlock);
-	r = mc_store_add_replica(m->st, page_id, seg);
+	r = session_segment(c, &seg);
+	if (r == 0) {
+		r = mc_store_add_replica(m->st, page_id, seg);
+		store_failed(m, "ADD_REPLICA", r);
+	}
 	pthread_rwlock_unlock(&m->seg_rwlock);
-	store_failed(m, "ADD_REPLICA", r);
 	return reply_status(c, h, r);
 }
 
@@ -1162,7 +1218,10 @@ static int on_namespace(struct master_conn *c, const struct mc_wire_header *h,
 
 /* ---- one connection ----------------------------------------------------- */
 
-/* Answer one decoded request.  < 0: the connection is to be closed. */
+/*
+ * Answer one decoded request but COMMIT (handle() gives it to on_commit()).
+ * < 0: the connection is to be closed.
+ */
 static int dispatch(struct master_conn *c, const struct mc_wire_header *h,
 		    const struct mc_wire_msg *req)
 {
@@ -1178,8 +1237,6 @@ static int dispatch(struct master_conn *c, const struct mc_wire_header *h,
 		return on_holdings(c, h, &req->u.holdings);
 	case MC_WIRE_RESERVE:
 		return on_reserve(c, h, req->u.reserve_count);
-	case MC_WIRE_COMMIT:
-		return on_commit(c, h, &req->u.commit);
 	case MC_WIRE_UNLINK:
 	case MC_WIRE_RENAME:
 		return on_dropping(c, h, req);
@@ -1257,46 +1314,106 @@ static void conn_end(struct master_conn *c)
 		conn_free(c);
 }
 
+/* Receive the next frame into *rq; say why when the connection ends. */
+static int conn_recv(struct master_conn *c, struct master_req *rq)
+{
+	int r;
+
+	memset(rq, 0, sizeof(*rq));
+	r = mc_wire_conn_recv(c->wc, &rq->h, &rq->msg, &rq->dstatus);
+	if (r == -ECONNRESET)
+		mc_log(MC_LOG_DEBUG, "%s closed the connection", c->peer);
+	else if (r < 0)
+		mc_log_errno(
+			MC_LOG_INFO, r,
+			"closing the connection from %s: bad bytes or a stalled peer",
+			c->peer);
+	return r;
+}
+
+static int handle(struct master_conn *c, struct master_req *rq);
+
+/*
+ * A COMMIT, with the COMMITs pipelined right behind it (in the receive
+ * buffer already: never waiting for more), written in one transaction:
+ * a daemon's FUSE threads closing files at once send single-item COMMITs
+ * back to back, and each as its own transaction would be bound by the
+ * WAL writes.  The request that ends the run is handled after it, so
+ * every request still takes effect, and is answered, in order.
+ */
+static int on_commit(struct master_conn *c, struct master_req *first)
+{
+	struct master_req *run[MASTER_RUN_MAX], *next = NULL;
+	size_t n = 1, total = first->msg.u.commit.count;
+	int r = 0, rr;
+
+	run[0] = first;
+	/* no room to gather costs speed only */
+	if (!c->run)
+		c->run = calloc(MASTER_RUN_MAX - 1, sizeof(*c->run));
+	/* at most a COMMIT's worth and one more, to bound the store's lock */
+	while (c->run && n < MASTER_RUN_MAX && total < MC_WIRE_MAX_BATCH &&
+	       mc_wire_conn_buffered(c->wc) > 0) {
+		struct master_req *q = &c->run[n - 1];
+
+		r = conn_recv(c, q);
+		if (r < 0)
+			break;
+		if (q->h.type != MC_WIRE_COMMIT || q->dstatus < 0) {
+			next = q;
+			break;
+		}
+		run[n++] = q;
+		total += q->msg.u.commit.count;
+	}
+	rr = commit_run(c, run, n);
+	if (rr == 0 && next)
+		rr = handle(c, next);
+	for (size_t i = 1; i < n; i++)
+		mc_wire_msg_release(&run[i]->msg);
+	if (next)
+		mc_wire_msg_release(&next->msg);
+	return r < 0 ? r : rr;
+}
+
+/* Answer one received frame.  < 0: the connection is to be closed. */
+static int handle(struct master_conn *c, struct master_req *rq)
+{
+	int r;
+
+	if (rq->h.type & MC_WIRE_REPLY) {
+		on_reply(c, &rq->h, &rq->msg, rq->dstatus);
+		return 0;
+	}
+	if (!c->hello_done) {
+		if (rq->h.type != MC_WIRE_HELLO)
+			return reply_status(c, &rq->h, -EPROTO);
+		if (rq->dstatus < 0)
+			return reply_status(c, &rq->h, rq->dstatus);
+		/* a refusal is sent and logged there: close */
+		r = mc_wire_conn_answer_hello(c->wc, &rq->h, &rq->msg);
+		c->hello_done = r == 0;
+		return r;
+	}
+	if (rq->dstatus < 0)
+		return reply_status(c, &rq->h, rq->dstatus);
+	if (rq->h.type == MC_WIRE_COMMIT)
+		return on_commit(c, rq);
+	return dispatch(c, &rq->h, &rq->msg);
+}
+
 static void *conn_thread(void *arg)
 {
 	struct master_conn *c = arg;
-	struct mc_wire_header h;
-	struct mc_wire_msg req;
-	int dstatus, r;
+	struct master_req rq;
+	int r;
 
 	mc_log(MC_LOG_DEBUG, "connection from %s", c->peer);
 	for (;;) {
-		memset(&req, 0, sizeof(req));
-		r = mc_wire_conn_recv(c->wc, &h, &req, &dstatus);
-		if (r < 0) {
-			if (r == -ECONNRESET)
-				mc_log(MC_LOG_DEBUG, "%s closed the connection",
-				       c->peer);
-			else
-				mc_log_errno(
-					MC_LOG_INFO, r,
-					"closing the connection from %s: bad bytes or a stalled peer",
-					c->peer);
+		if (conn_recv(c, &rq) < 0)
 			break;
-		}
-		if (h.type & MC_WIRE_REPLY) {
-			on_reply(c, &h, &req, dstatus);
-		} else if (!c->hello_done) {
-			if (h.type != MC_WIRE_HELLO)
-				r = reply_status(c, &h, -EPROTO);
-			else if (dstatus < 0)
-				r = reply_status(c, &h, dstatus);
-			else {
-				/* a refusal is sent and logged there: close */
-				r = mc_wire_conn_answer_hello(c->wc, &h, &req);
-				c->hello_done = r == 0;
-			}
-		} else if (dstatus < 0) {
-			r = reply_status(c, &h, dstatus);
-		} else {
-			r = dispatch(c, &h, &req);
-		}
-		mc_wire_msg_release(&req);
+		r = handle(c, &rq);
+		mc_wire_msg_release(&rq.msg);
 		if (r == 0 && mc_wire_conn_buffered(c->wc) == 0)
 			r = mc_wire_conn_flush(c->wc);
 		if (r < 0) {

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/vfs.h>
+#include <sys/xattr.h>
 #include <linux/magic.h>
 #include <unistd.h>
 
@@ -827,4 +828,28 @@ int mc_pool_segment_uuid(struct mc_pool *pool, uint8_t uuid[16])
 out:
 	close(dfd);
 	return r;
+}
+
+#define POOL_CRC_XATTR "user.mooncake.crc32c"
+
+int mc_pool_set_crc(int fd, uint32_t crc32c)
+{
+	uint8_t b[4] = { (uint8_t)crc32c, (uint8_t)(crc32c >> 8),
+			 (uint8_t)(crc32c >> 16), (uint8_t)(crc32c >> 24) };
+
+	return fsetxattr(fd, POOL_CRC_XATTR, b, sizeof(b), 0) < 0 ? -errno : 0;
+}
+
+int mc_pool_get_crc(int fd, uint32_t *crc32c)
+{
+	uint8_t b[4];
+	ssize_t n = fgetxattr(fd, POOL_CRC_XATTR, b, sizeof(b));
+
+	if (n < 0)
+		return -errno;
+	if (n != sizeof(b))
+		return -ENODATA;
+	*crc32c = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+		  (uint32_t)b[3] << 24;
+	return 0;
 }

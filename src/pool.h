@@ -90,6 +90,15 @@ const char *mc_pool_page_path(const struct mc_pool *pool, uint64_t id,
 			      char *buf, size_t len);
 
 /*
+ * The CRC-32C of a page's bytes, kept with its file (an extended
+ * attribute) so whoever serves it later need not read it to know.
+ * 0, or -errno (-ENOTSUP where the pool's filesystem keeps none,
+ * -ENODATA when none was recorded).
+ */
+int mc_pool_set_crc(int fd, uint32_t crc32c);
+int mc_pool_get_crc(int fd, uint32_t *crc32c);
+
+/*
  * Call fn for every committed page in the pool, in no order, until it
  * returns non-zero (returned).  0 at the end or -errno.
  */

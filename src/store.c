@@ -114,6 +114,7 @@ enum store_query {
 	Q_UNDER,
 	Q_SEG_REGISTER,
 	Q_SEG_GET,
+	Q_SEG_LIST,
 	Q_HOLD_GET,
 	Q_HOLD_SET,
 	Q_HOLD_CLEAR,
@@ -198,6 +199,8 @@ static const char *const store_sql[Q_COUNT] = {
 			   "protocol = excluded.protocol RETURNING id",
 	[Q_SEG_GET] = "SELECT id, uuid, host, address, port, capacity, "
 		      "protocol FROM segments WHERE id = ?1",
+	[Q_SEG_LIST] = "SELECT id, uuid, host, address, port, capacity, "
+		       "protocol FROM segments ORDER BY id",
 	[Q_HOLD_GET] = "SELECT confirmed FROM temp.holdings "
 		       "WHERE segment = ?1 AND page_id = ?2",
 	[Q_HOLD_SET] = "INSERT OR REPLACE INTO temp.holdings "
@@ -1346,46 +1349,55 @@ out_unlock:
 	return r;
 }
 
-int mc_store_commit(struct mc_store *st, const struct mc_ns_commit *c,
-		    uint64_t segment, struct mc_ns_dropped *replaced)
+/* The checks of a commit that need no store: 0, -EINVAL, a name's error. */
+static int commit_check(const struct mc_ns_commit *c, uint64_t segment)
 {
-	struct mc_ns_attr a = { 0 };
-	struct mc_ns_attr old;
-	struct mc_ns_dropped d;
-	bool dropped = false;
-	int r;
+	int r = mc_name_check(c->name);
 
-	dropped_none(replaced);
-	r = mc_name_check(c->name);
 	if (r < 0)
 		return r;
 	/* page_id 0 marks a directory row; inode and segment 0 do not exist */
 	if (c->ino == 0 || c->page_id == 0 || segment == 0)
 		return -EINVAL;
-	pthread_mutex_lock(&st->lock);
-	r = tx_begin_locked(st);
-	if (r < 0)
-		goto out_unlock;
+	return 0;
+}
+
+/*
+ * A commit in the open transaction; what it replaced in *d (nothing
+ * dropped: d->ino 0).  Every refusal the namespace gives (the parent,
+ * -EISDIR, -EEXIST for the same inode) comes from reads made before the
+ * first write, and leaves *wrote false: the transaction is as it was, so
+ * a batch goes on.  *wrote true means a write failed half-way (a disk
+ * error, or a client reusing an inode or page id, which only the insert
+ * finds): only a rollback undoes it.
+ */
+static int commit_locked(struct mc_store *st, const struct mc_ns_commit *c,
+			 uint64_t segment, struct mc_ns_dropped *d, bool *wrote)
+{
+	struct mc_ns_attr a = { 0 };
+	struct mc_ns_attr old;
+	int r;
+
+	dropped_none(d);
+	*wrote = false;
 	r = dir_check_locked(st, c->parent);
 	if (r < 0)
-		goto out_end;
+		return r;
 	r = get_name_locked(st, c->parent, c->name, &old);
 	if (r == 0) {
-		if (S_ISDIR(old.mode)) {
-			r = -EISDIR;
-			goto out_end;
-		}
-		if (old.ino == c->ino) {
-			r = -EEXIST;
-			goto out_end;
-		}
-		dropped_from(&d, &old, c->name);
-		r = remove_locked(st, &old, &d);
-		if (r < 0)
-			goto out_end;
-		dropped = true;
+		if (S_ISDIR(old.mode))
+			return -EISDIR;
+		if (old.ino == c->ino)
+			return -EEXIST;
 	} else if (r != -ENOENT) {
-		goto out_end;
+		return r;
+	}
+	*wrote = true;
+	if (r == 0) {
+		dropped_from(d, &old, c->name);
+		r = remove_locked(st, &old, d);
+		if (r < 0)
+			goto out;
 	}
 	a.ino = c->ino;
 	a.parent = c->parent;
@@ -1400,18 +1412,118 @@ int mc_store_commit(struct mc_store *st, const struct mc_ns_commit *c,
 	/* a constraint here is the primary key: c->ino is already a row */
 	r = insert_locked(st, &a, c->name, c->crc32c);
 	if (r < 0)
-		goto out_end;
+		goto out;
 	r = copy_add_locked(st, &a, segment);
 	if (r < 0)
-		goto out_end;
+		goto out;
 	r = totals_add_locked(st, 1, 0, (int64_t)a.size);
-out_end:
+out:
+	if (r < 0)
+		dropped_none(d);
+	return r;
+}
+
+/* One commit in its own transaction. */
+static int commit_one_locked(struct mc_store *st, const struct mc_ns_commit *c,
+			     uint64_t segment, struct mc_ns_dropped *d)
+{
+	bool wrote;
+	int r = tx_begin_locked(st);
+
+	if (r < 0)
+		return r;
+	r = commit_locked(st, c, segment, d, &wrote);
 	r = tx_end_locked(st, r);
-out_unlock:
+	if (r < 0)
+		dropped_none(d);
+	return r;
+}
+
+int mc_store_commit(struct mc_store *st, const struct mc_ns_commit *c,
+		    uint64_t segment, struct mc_ns_dropped *replaced)
+{
+	struct mc_ns_dropped d;
+	int r;
+
+	dropped_none(replaced);
+	r = commit_check(c, segment);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&st->lock);
+	r = commit_one_locked(st, c, segment, &d);
 	pthread_mutex_unlock(&st->lock);
-	if (r == 0 && dropped && replaced)
+	if (r == 0 && replaced)
 		*replaced = d;
 	return r;
+}
+
+/*
+ * Every item of a batch in a transaction of its own: the way back when
+ * one transaction for all could not be kept.
+ */
+static void commit_each_locked(struct mc_store *st,
+			       struct mc_store_commit_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct mc_store_commit_item *it = &items[i];
+
+		dropped_none(&it->replaced);
+		it->status = commit_check(&it->c, it->segment);
+		if (it->status == 0)
+			it->status = commit_one_locked(st, &it->c, it->segment,
+						       &it->replaced);
+	}
+}
+
+/*
+ * Check before write: commit_locked() makes every refusal before its
+ * first write, so a refused item needs no SAVEPOINT (which would copy
+ * each page the item touches into a statement journal).  A write that
+ * fails half-way, or a transaction sqlite rolled back by itself, is rare
+ * (a disk error, a misbehaving client): then the batch is rolled back
+ * and each item run in a transaction of its own, so the outcome is still
+ * that of n mc_store_commit() calls.
+ */
+size_t mc_store_commit_batch(struct mc_store *st,
+			     struct mc_store_commit_item *items, size_t n)
+{
+	bool wrote = false;
+	size_t done = 0, i;
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	r = tx_begin_locked(st);
+	for (i = 0; r == 0 && i < n; i++) {
+		struct mc_store_commit_item *it = &items[i];
+
+		dropped_none(&it->replaced);
+		it->status = commit_check(&it->c, it->segment);
+		if (it->status < 0)
+			continue;
+		it->status = commit_locked(st, &it->c, it->segment,
+					   &it->replaced, &wrote);
+		/* a refusal leaves the transaction as it was; nothing else */
+		if (it->status < 0 &&
+		    (wrote || sqlite3_get_autocommit(st->db)))
+			r = it->status;
+	}
+	if (r == 0) {
+		r = tx_end_locked(st, 0);
+		/* the COMMIT itself failed: nothing landed */
+		for (i = 0; r < 0 && i < n; i++) {
+			if (items[i].status < 0)
+				continue;
+			items[i].status = r;
+			dropped_none(&items[i].replaced);
+		}
+	} else {
+		tx_end_locked(st, r);
+		commit_each_locked(st, items, n);
+	}
+	pthread_mutex_unlock(&st->lock);
+	for (i = 0; i < n; i++)
+		done += items[i].status == 0;
+	return done;
 }
 
 int mc_store_unlink(struct mc_store *st, uint64_t parent, const char *name,
@@ -2005,7 +2117,9 @@ int mc_store_segment_register(struct mc_store *st,
 	uint64_t id = 0;
 	int r;
 
-	if (memcmp(seg->uuid, zero, sizeof(zero)) == 0)
+	/* the local segment is made with the schema, for --standalone only */
+	if (memcmp(seg->uuid, zero, sizeof(zero)) == 0 ||
+	    memcmp(seg->uuid, store_local_uuid, sizeof(store_local_uuid)) == 0)
 		return -EINVAL;
 	pthread_mutex_lock(&st->lock);
 	r = tx_begin_locked(st);
@@ -2034,29 +2148,35 @@ out_unlock:
 	return r;
 }
 
+/* Copy the current row of Q_SEG_GET or Q_SEG_LIST into *s. */
+static void segment_row(sqlite3_stmt *q, struct mc_store_segment *s)
+{
+	const void *uuid = sqlite3_column_blob(q, 1);
+	size_t n = (size_t)sqlite3_column_bytes(q, 1);
+
+	memset(s, 0, sizeof(*s));
+	s->id = col_u64(q, 0);
+	if (uuid)
+		memcpy(s->uuid, uuid, n < sizeof(s->uuid) ? n : sizeof(s->uuid));
+	col_text(q, 2, s->host, sizeof(s->host));
+	col_text(q, 3, s->address, sizeof(s->address));
+	s->port = (uint16_t)sqlite3_column_int(q, 4);
+	s->capacity = col_u64(q, 5);
+	col_text(q, 6, s->protocol, sizeof(s->protocol));
+}
+
 int mc_store_segment_get(struct mc_store *st, uint64_t id,
 			 struct mc_store_segment *out)
 {
 	sqlite3_stmt *q = st->q[Q_SEG_GET];
-	struct mc_store_segment s = { 0 };
+	struct mc_store_segment s;
 	int r;
 
 	pthread_mutex_lock(&st->lock);
 	bind_u64(q, 1, id);
 	r = q_step(st, q);
 	if (r == 1) {
-		const void *uuid = sqlite3_column_blob(q, 1);
-		size_t n = (size_t)sqlite3_column_bytes(q, 1);
-
-		s.id = col_u64(q, 0);
-		if (uuid)
-			memcpy(s.uuid, uuid,
-			       n < sizeof(s.uuid) ? n : sizeof(s.uuid));
-		col_text(q, 2, s.host, sizeof(s.host));
-		col_text(q, 3, s.address, sizeof(s.address));
-		s.port = (uint16_t)sqlite3_column_int(q, 4);
-		s.capacity = col_u64(q, 5);
-		col_text(q, 6, s.protocol, sizeof(s.protocol));
+		segment_row(q, &s);
 		r = 0;
 	} else if (r == 0) {
 		r = -ENOENT;
@@ -2065,6 +2185,41 @@ int mc_store_segment_get(struct mc_store *st, uint64_t id,
 	pthread_mutex_unlock(&st->lock);
 	if (r == 0)
 		*out = s;
+	return r;
+}
+
+int mc_store_segment_foreach(struct mc_store *st,
+			     int (*fn)(void *ctx,
+				       const struct mc_store_segment *seg),
+			     void *ctx)
+{
+	sqlite3_stmt *q = st->q[Q_SEG_LIST];
+	struct mc_store_segment *v = NULL, *nv;
+	size_t n = 0, cap = 0;
+	int r;
+
+	/*
+	 * A host each, so a few hundred rows at most: read them all, then
+	 * call fn without the lock, so it may call the store.
+	 */
+	pthread_mutex_lock(&st->lock);
+	while ((r = q_step(st, q)) == 1) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				r = -ENOMEM;
+				break;
+			}
+			v = nv;
+		}
+		segment_row(q, &v[n++]);
+	}
+	q_reset(q);
+	pthread_mutex_unlock(&st->lock);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = fn(ctx, &v[i]);
+	free(v);
 	return r;
 }
 

@@ -78,6 +78,25 @@ int mc_store_name_of(struct mc_store *st, uint64_t ino, uint64_t *parent,
 int mc_store_commit(struct mc_store *st, const struct mc_ns_commit *c,
 		    uint64_t segment, struct mc_ns_dropped *replaced);
 
+/* One page of mc_store_commit_batch(): c and segment in, the rest out. */
+struct mc_store_commit_item {
+	struct mc_ns_commit c;
+	uint64_t segment;		/* where its one copy is */
+	int status;			/* mc_store_commit()'s return value */
+	struct mc_ns_dropped replaced;	/* as mc_store_commit() fills it */
+};
+
+/*
+ * mc_store_commit() of items[0..n) in that order, each with its own
+ * segment, in one transaction: what n calls would do (a later item sees
+ * the earlier ones, and may replace one), at the WAL cost of about one.
+ * An item that is refused (-EEXIST, -EISDIR, -ENOENT parent ...) leaves
+ * the others committed.  Holds the store's lock throughout: keep n to
+ * about a thousand.  Returns how many items were committed (status 0).
+ */
+size_t mc_store_commit_batch(struct mc_store *st,
+			     struct mc_store_commit_item *items, size_t n);
+
 /*
  * Evict for `segment` (ns.h's mc_ns_evict): least-recently-opened copies
  * in that segment whose page is not pinned.  A page losing its last copy
@@ -104,8 +123,9 @@ struct mc_store_segment {
 /*
  * Record a segment by its uuid (the same uuid always gets the same id) and
  * its current host, address, port, capacity and protocol.  seg->id is set
- * (never 0, nor MC_NS_LOCAL_SEGMENT unless uuid is the local segment's,
- * 00000000-0000-0000-0000-000000000001).  0, -EINVAL (all-zero uuid),
+ * (never 0 nor MC_NS_LOCAL_SEGMENT: registered segments get ids from 2).
+ * 0, -EINVAL (an all-zero uuid, or the local segment's,
+ * 00000000-0000-0000-0000-000000000001, which is made, never registered),
  * -EIO.
  */
 int mc_store_segment_register(struct mc_store *st,
@@ -114,6 +134,17 @@ int mc_store_segment_register(struct mc_store *st,
 /* 0 or -ENOENT. */
 int mc_store_segment_get(struct mc_store *st, uint64_t id,
 			 struct mc_store_segment *out);
+
+/*
+ * Call fn for every segment the store knows, MC_NS_LOCAL_SEGMENT
+ * included, in id order, without the store's lock (the list is read
+ * first).  fn returning non-zero stops the walk and is returned; else 0,
+ * -ENOMEM or -EIO.
+ */
+int mc_store_segment_foreach(struct mc_store *st,
+			     int (*fn)(void *ctx,
+				       const struct mc_store_segment *seg),
+			     void *ctx);
 
 /*
  * The segment's memory is gone (its host died, or came back with a fresh

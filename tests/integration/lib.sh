@@ -40,28 +40,40 @@
 # writes directly.  Every host and the master listen on the default ports
 # (50051, 50052): each namespace has its own.  Everything the test made
 # (processes, mounts, pool tmpfs, namespaces) goes at the end, hang or not.
-#	mc_netns_require	skip unless root, ip, nsenter, netns, veth, FUSE
+# Host H keeps its mount point, state directory (pool tmpfs at state/pool,
+# pages in state/pool/pages/<page id>) and daemon log in $MC_TEST_DIR/host-H;
+# the master its store and log in $MC_MASTER_DIR.
+#	mc_netns_require	skip unless root, ip, nsenter, netns, veth, bridge,
+#				FUSE; hard error without the two programs
 #	mc_net_up N		hosts a, b, c... (and m, the master): $MC_HOSTS
 #	mc_host_ip H, mc_master_ip, $MC_MASTER_ADDR (ip:port)
 #	mc_in H CMD...		run CMD in host H's network namespace
-#	mc_master_start [args]	start mooncake_master in mc<id>-m on the test's
-#				db ($MC_MASTER_DB), wait until it serves;
-#				--client_ttl defaults to $MC_CLIENT_TTL (2)
-#	mc_master_stop / mc_master_kill9 / mc_master_alive
-#	mc_host_start [-n] H [args]	start mooncaked on host H (its own mount
-#				point, state directory and log), wait for the mount
-#				and (unless -n) for a registration with the master;
-#				--global-segment-size defaults to $MC_HOST_SEGMENT
-#	mc_host_stop H / mc_host_kill9 H / mc_host_alive H
+#	mc_master_start [args]	start mooncake_master in mc<id>-m, wait (10 s)
+#				until it serves; unless args say otherwise
+#				--db $MC_MASTER_DB, --client_ttl $MC_CLIENT_TTL
+#				(2), --port 50051, --rpc_address its address
+#	mc_master_stop		SIGTERM; it must exit 0 within 10 s
+#	mc_master_kill9, mc_master_alive
+#	mc_host_start [-n] H [args]	start mooncaked on host H in the
+#				foreground, wait (10 s) for its mount and, unless
+#				-n, for one more registration with the master;
+#				unless args say otherwise --master $MC_MASTER_ADDR,
+#				--local-hostname its address, --global-segment-size
+#				$MC_HOST_SEGMENT (256MiB)
+#	mc_host_stop H		SIGTERM; exit 0 within 10 s, its mount gone
+#	mc_host_kill9 H, mc_host_alive H
 #	mc_host_mnt H, mc_host_state H, mc_host_log H, mc_host_status H KEY
-#	mc_host_registrations H	registrations so far (lines in its log)
+#	mc_host_registrations H	registrations so far (its log's notice lines:
+#				keep MC_TEST_LOG_LEVEL at notice or above)
 #	mc_host_wait_registered H SECONDS [AFTER]	until more than AFTER
 #	mc_host_rx_bytes H	bytes host H has received on its link
 #	mc_link_down H / mc_link_up H	pull / replug H's cable (its port on
-#				the hub's bridge; H may be m, the master)
-#	mc_now_ms		a monotonic-enough clock in ms
+#				the hub's bridge: packets vanish, nobody is told;
+#				H may be m, the master)
+#	mc_now_ms		a wall clock in ms, for bounds
 #	mc_errno_timed S OP ARGS	mc_errno under a limit of S seconds:
-#				prints "ERRNAME MS" (HANG when it did not return)
+#				prints "RESULT MS" (RESULT HANG when it did not
+#				return)
 #	mc_scan_log and mc_done cover every host's log and the master's;
 #	mc_done stops every live host and then the master, each must exit 0.
 #
@@ -790,7 +802,7 @@ mc_host_wait_registered() {
 # until it has registered with the master once more.
 mc_host_start() {
 	local wait_reg=1 h a args=() before pid dir mnt log uts=()
-	local has_seg='' has_master='' has_local=''
+	local has_seg='' has_master='' has_local='' serving=''
 	if [ "$1" = -n ]; then
 		wait_reg=
 		shift
@@ -836,13 +848,14 @@ mc_host_start() {
 		fi
 		if [ "$(mc__top_fstype "$mnt")" = fuse.mooncake ] &&
 			timeout 5 stat -f "$mnt" >/dev/null 2>&1; then
+			serving=1
 			break
 		fi
 		sleep 0.1
 	done
-	if [ "$(mc__top_fstype "$mnt")" != fuse.mooncake ]; then
+	if [ -z "$serving" ]; then
 		tail -n 20 "$log" >&2
-		fail "host $h: mooncaked is not serving $mnt after 10 s"
+		fail "host $h: mooncaked is not serving $mnt after 10 s (top mount: '$(mc__top_fstype "$mnt")', statfs: $(mc_errno listdir "$mnt"))"
 	fi
 	[ -n "$wait_reg" ] || return 0
 	mc_host_wait_registered "$h" 10 "$before" && return 0

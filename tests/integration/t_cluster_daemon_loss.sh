@@ -216,6 +216,13 @@ note "every page had two copies $(($(mc_now_ms) - t0)) ms after the last commit"
 for id in "${IDS[@]}"; do
 	[ -f "$(mc_host_state a)/pool/pages/$id" ] || fail "page $id written on A has no copy on A"
 done
+# and the master says so (getfattr on another host)
+for p in "${R2_PAGES[@]}"; do
+	q=$(kv2 c)/$(basename "$p")
+	n=$("$MC_PYTHON" -c 'import os, sys; print(os.getxattr(sys.argv[1], "user.mooncake.replicas").decode())' "$q") ||
+		fail "no user.mooncake.replicas on C for $(basename "$p")"
+	[ "$n" -ge 2 ] || fail "user.mooncake.replicas of $(basename "$p") on C is $n with replica_num 2"
+done
 
 mc_host_kill9 a
 t0=$(mc_now_ms)

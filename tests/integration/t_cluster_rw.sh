@@ -36,10 +36,12 @@ POOL_A=$(mc_host_state a)/pool/pages
 POOL_B=$(mc_host_state b)/pool/pages
 POOL_C=$(mc_host_state c)/pool/pages
 
-# page_id PATH: the pool id of a page (its file name in every pool)
-page_id() {
-	"$MC_PYTHON" -c 'import os, sys; print(os.getxattr(sys.argv[1], "user.mooncake.page_id").decode())' "$1"
+# xattr PATH NAME: an extended attribute's value
+xattr() {
+	"$MC_PYTHON" -c 'import os, sys; print(os.getxattr(sys.argv[1], sys.argv[2]).decode())' "$1" "$2"
 }
+# page_id PATH: the pool id of a page (its file name in every pool)
+page_id() { xattr "$1" user.mooncake.page_id; }
 
 # --- a directory made on A is one on B and C ----------------------------------
 
@@ -110,7 +112,18 @@ for name in "${NAMES[@]}"; do
 	IDS+=("$id")
 done
 
+# where the bytes are, as getfattr shows it: on A only
+IP_A=$(mc_host_ip a) IP_B=$(mc_host_ip b)
+loc=$(xattr "$C/kv/${NAMES[0]}" user.mooncake.location) || fail "no user.mooncake.location on C"
+case $loc in
+"$IP_A:"[0-9]*) ;;
+*) fail "before any read, user.mooncake.location on C is '$loc', expected A's data server ($IP_A:port)" ;;
+esac
+[ "$(xattr "$C/kv/${NAMES[0]}" user.mooncake.replicas)" = 1 ] ||
+	fail "before any read, user.mooncake.replicas is $(xattr "$C/kv/${NAMES[0]}" user.mooncake.replicas), expected 1"
+
 rx0=$(mc_host_rx_bytes b)
+f0=$(mc_host_status b fetches)
 sfb read --dir "$B/kv" "${KV[@]}" --expect-all >"$OUT" 2>&1 || fail "first get on B: $(cat "$OUT")"
 grep -q "hits=$PAGES misses=0 wrong_bytes=0 short_reads=0" "$OUT" || fail "first get on B: $(cat "$OUT")"
 rx1=$(mc_host_rx_bytes b)
@@ -131,6 +144,27 @@ rx3=$(mc_host_rx_bytes b)
 [ $((rx3 - rx2)) -lt $((PAGE / 8)) ] ||
 	fail "B's second read of pages it holds received $((rx3 - rx2)) bytes on its link (not local)"
 note "B's second read: $((rx3 - rx2)) bytes over its link"
+# B's own count agrees: one fetch a page, the first time only
+f2=$(mc_host_status b fetches)
+if [ -n "$f0" ]; then
+	[ "$((f2 - f0))" = "$PAGES" ] ||
+		fail "B's status counts $((f2 - f0)) fetches for two reads of $PAGES of A's pages, expected $PAGES"
+else
+	note "B's .mooncake/status has no fetches counter"
+fi
+[ "$(mc_host_status b mode)" = cluster ] || fail "B's status says mode '$(mc_host_status b mode)'"
+# B's copy is one the cluster knows of: two copies, one of them "here" on B
+loc=$(xattr "$B/kv/${NAMES[0]}" user.mooncake.location)
+case ",$loc," in
+*",$IP_B:"[0-9]*"(here),"*) ;;
+*) fail "after B's read, user.mooncake.location on B is '$loc': no copy on B ($IP_B) marked (here)" ;;
+esac
+case ",$loc," in
+*",$IP_A:"[0-9]*) ;;
+*) fail "after B's read, user.mooncake.location on B is '$loc': A's copy is not listed" ;;
+esac
+[ "$(xattr "$C/kv/${NAMES[0]}" user.mooncake.replicas)" = 2 ] ||
+	fail "after B's read, user.mooncake.replicas on C is $(xattr "$C/kv/${NAMES[0]}" user.mooncake.replicas), expected 2 (A's and B's copy)"
 
 # C reads them too (from A or from B's copy), byte-exact
 sfb read --dir "$C/kv" "${KV[@]}" --expect-all >"$OUT" 2>&1 || fail "get on C: $(cat "$OUT")"

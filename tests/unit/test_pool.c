@@ -172,6 +172,12 @@ static bool pending_exists(const char *dir, uint64_t id)
 	return access(path, F_OK) == 0;
 }
 
+static int remember_id(void *ctx, uint64_t id)
+{
+	*(uint64_t *)ctx = id;
+	return 0;
+}
+
 START_TEST(fresh_open_mounts_huge_tmpfs)
 {
 	struct mc_pool *pool;
@@ -192,6 +198,44 @@ START_TEST(fresh_open_mounts_huge_tmpfs)
 	ck_assert_int_eq(mounts_at(dir, opts, sizeof(opts)), 1);
 	ck_assert_ptr_nonnull(strstr(opts, "huge=always"));
 	ck_assert_ptr_nonnull(strstr(opts, "size=16384k"));
+	mc_pool_close(pool);
+}
+END_TEST
+
+START_TEST(a_page_keeps_its_checksum_and_the_pool_its_identity)
+{
+	struct mc_pool *pool;
+	char dir[PATH_MAX];
+	uint8_t uuid[16], again[16], zero[16] = { 0 };
+	bool adopted;
+	uint32_t crc = 0;
+	uint64_t seen = 0;
+	int fd;
+
+	if (!have_root(__func__))
+		return;
+	path_in_base(dir, sizeof(dir), "state/pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, MC_POOL_HUGE,
+				      &adopted), 0);
+	fd = mc_pool_create(pool, 7);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(mc_pool_get_crc(fd, &crc), -ENODATA);
+	ck_assert_int_eq(mc_pool_set_crc(fd, 0xe3069283), 0);
+	ck_assert_int_eq(mc_pool_get_crc(fd, &crc), 0);
+	ck_assert_uint_eq(crc, 0xe3069283);
+	close(fd);
+	ck_assert_int_eq(mc_pool_commit(pool, 7), 0);
+	ck_assert_int_eq(mc_pool_foreach_page(pool, remember_id, &seen), 0);
+	ck_assert_uint_eq(seen, 7);
+	ck_assert_int_eq(mc_pool_segment_uuid(pool, uuid), 0);
+	ck_assert(memcmp(uuid, zero, sizeof(zero)) != 0);
+	mc_pool_close(pool);
+	/* the same memory is the same segment after a restart */
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, MC_POOL_HUGE,
+				      &adopted), 0);
+	ck_assert(adopted);
+	ck_assert_int_eq(mc_pool_segment_uuid(pool, again), 0);
+	ck_assert(memcmp(uuid, again, sizeof(uuid)) == 0);
 	mc_pool_close(pool);
 }
 END_TEST
@@ -635,6 +679,8 @@ static Suite *pool_suite(void)
 		 fresh_open_mounts_huge_tmpfs);
 	add_case(s, "a committed page survives close and reopen",
 		 committed_page_survives_reopen);
+	add_case(s, "a page keeps its checksum and the pool its identity",
+		 a_page_keeps_its_checksum_and_the_pool_its_identity);
 	add_case(s, "pending pages are discarded at reopen",
 		 pending_pages_are_discarded_at_reopen);
 	add_case(s, "free of an open page keeps the reader's bytes",

@@ -636,6 +636,28 @@ START_TEST(random_frames_after_hello_never_break_the_server)
 }
 END_TEST
 
+START_TEST(a_client_that_hangs_up_mid_page_costs_nothing)
+{
+	struct mc_wire_msg m = { .type = MC_WIRE_READ_PAGE };
+	struct mc_wire_conn *c;
+	char b[4096];
+
+	for (int i = 0; i < 10; i++) {
+		ck_assert_int_eq(mc_wire_conn_open(&c, raw_dial()), 0);
+		mc_wire_conn_set_timeout(c, 3000);
+		ck_assert_int_eq(mc_wire_conn_hello(c, "quitter"), 0);
+		m.u.read_page = request(BIG_ID, 0, BIG_LEN);
+		ck_assert_int_eq(mc_wire_conn_send(c, &m, 1), 0);
+		/* a little of the reply, then gone: the server's sendfile
+		 * meets a reset socket (EPIPE, and no SIGPIPE) */
+		ck_assert_int_gt(recv(mc_wire_conn_fd(c), b, sizeof(b), 0), 0);
+		mc_wire_conn_close(c);
+	}
+	wait_open(0);
+	assert_still_serving();
+}
+END_TEST
+
 START_TEST(a_client_that_hangs_up_mid_frame_costs_nothing)
 {
 	uint8_t h[MC_WIRE_HEADER_SIZE];
@@ -922,6 +944,7 @@ static Suite *tcp_suite(void)
 		requests_before_hello_are_eproto_and_the_connection_goes_on);
 	tcase_add_test(th, random_frames_after_hello_never_break_the_server);
 	tcase_add_test(th, a_client_that_hangs_up_mid_frame_costs_nothing);
+	tcase_add_test(th, a_client_that_hangs_up_mid_page_costs_nothing);
 	tcase_add_test(th, a_silent_client_is_dropped_after_the_timeouts);
 	tcase_add_test(th, connections_past_max_conns_are_turned_away);
 	tcase_add_test(th, a_server_that_dies_mid_transfer_is_econnreset);
