@@ -388,6 +388,25 @@ static void make_room_locked(struct mc_fs *fs, uint64_t want)
 
 /* ---- inode helpers ----------------------------------------------------- */
 
+/*
+ * A writer that has closed its file may not have committed yet: RELEASE
+ * comes after close(2) returned.  Calls on the name (lookup, rename,
+ * unlink) wait for that commit, so "close, then rename" (SGLang's
+ * tmp+rename) never finds the name missing.
+ */
+static void wait_for_closing(struct mc_fs *fs, uint64_t parent,
+			     const char *name)
+{
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + COMMIT_WAIT_NS;
+
+	mc_inode_table_lock(fs->itab);
+	while (mc_inode_find_closing_locked(fs->itab, parent, name)) {
+		if (mc_inode_wait_locked(fs->itab, deadline) == -ETIMEDOUT)
+			break;
+	}
+	mc_inode_table_unlock(fs->itab);
+}
+
 /* Attributes of ino as this host sees them, open files and writes included. */
 static int get_attr(struct mc_fs *fs, uint64_t ino, struct mc_ns_attr *a)
 {
@@ -516,7 +535,6 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct mc_fs *fs = fs_from_req(req);
 	struct mc_ns_attr a;
-	uint64_t deadline;
 	int r;
 
 	if (parent == MC_NS_ROOT_INO && strcmp(name, MC_FS_CTL_NAME) == 0) {
@@ -539,13 +557,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	 * name is new or a page being replaced, so that "close, then open or
 	 * stat from anywhere" always sees the new page.
 	 */
-	deadline = now_ns(CLOCK_MONOTONIC) + COMMIT_WAIT_NS;
-	mc_inode_table_lock(fs->itab);
-	while (mc_inode_find_closing_locked(fs->itab, parent, name)) {
-		if (mc_inode_wait_locked(fs->itab, deadline) == -ETIMEDOUT)
-			break;
-	}
-	mc_inode_table_unlock(fs->itab);
+	wait_for_closing(fs, parent, name);
 	r = mc_ns_lookup(fs->ns, parent, name, &a);
 	if (r == 0) {
 		reply_entry(req, &a, fs->params.entry_timeout_s);
@@ -777,6 +789,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	memset(&d, 0, sizeof(d));
+	wait_for_closing(fs, parent, name);
 	r = mc_ns_unlink(fs->ns, parent, name, &d);
 	if (r == 0)
 		drop_page(fs, &d);
@@ -806,6 +819,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (flags & RENAME_NOREPLACE)
 		nsflags |= MC_NS_RENAME_NOREPLACE;
 	memset(&d, 0, sizeof(d));
+	wait_for_closing(fs, parent, name);
 	r = mc_ns_rename(fs->ns, parent, name, newparent, newname, nsflags, &d);
 	if (r == 0)
 		drop_page(fs, &d);
@@ -1062,7 +1076,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 
 	/* bytes on another host: bring them here first, with no lock held */
-	if (fs->remote && !grave && !undecided) {
+	if (fs->remote && !grave) {
 		bool cached;
 
 		mc_inode_table_lock(fs->itab);

@@ -20,7 +20,7 @@
  */
 #define LEND_MIN_PAGE (1ull << 20)
 /* The keeper grows the reserve in steps this big, so lenders wait little, */
-#define KEEP_CHUNK (4ull << 20)
+#define KEEP_CHUNK (2ull << 20)
 /* and only once it is this far below its target, */
 #define KEEP_SLACK (64ull << 20)
 /*

@@ -6,6 +6,9 @@
  *   a connection  reads requests in order and answers each; replies are
  *                 queued and flushed when no further request is buffered,
  *                 so a pipelining client gets many replies per write;
+ *                 COMMITs pipelined back to back are written in one store
+ *                 transaction (on_commit()), since a transaction each
+ *                 would be bound by the WAL writes;
  *   housekeeper   wakes every tick (a fraction of the heartbeat) or when
  *                 there is mail: declares silent segments dead, sends the
  *                 master's own requests (DROP, REPLICATE), writes the LRU
@@ -17,12 +20,20 @@
  * or stuck daemon can delay only the housekeeper, bounded by the send
  * timeout, never another daemon's requests.
  *
- * Lock order:  m->seg_rwlock  ->  m->lock  ->  (the store's own lock)
- * m->lock is never held across a store call: the store's callbacks run
- * with it free, and sqlite work never blocks the registry.  seg_rwlock is
- * held shared by calls that add copies to a segment (COMMIT, ADD_REPLICA,
- * HOLDINGS, REGISTER) and exclusively while one is declared dead, so no
- * copy lands in a segment after its loss was recorded.
+ * Lock order:  m->seg_rwlock  ->  m->lock
+ *              m->seg_rwlock  ->  the store's st->lock
+ * seg_rwlock is held shared by calls that add copies to a segment
+ * (COMMIT, ADD_REPLICA, HOLDINGS, REGISTER), which check their session
+ * under it, and exclusively while a segment is declared dead, so no copy
+ * lands in a segment after its loss was recorded.  m->lock (segments,
+ * their outboxes, the connection list and references) and st->lock are
+ * never held together: the store's callbacks run with both free, and
+ * sqlite work never blocks the registry.  A connection's send lock
+ * (inside mc_wire_conn_queue/send) is a leaf, taken with none of these
+ * held: replies are queued after the store call, and the housekeeper lets
+ * go of m->lock to send an outbox, holding a reference on the connection,
+ * so a stuck daemon never blocks the registry.  doc/locking.md has the
+ * whole picture.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,8 +71,6 @@
 /* A page asked to be copied is not asked again for this long. */
 #define MASTER_RECENT_MS 10000
 #define MASTER_RECENT_SLOTS 4096
-/* Known segment ids are probed from 1 until this many in a row are missing. */
-#define MASTER_SEGMENT_PROBE_GAP 64
 /* Pipelined COMMITs of one connection written together at most. */
 #define MASTER_RUN_MAX 64
 /* Connection threads need little stack: messages live on the heap. */
@@ -1783,47 +1792,62 @@ static void *housekeeper(void *arg)
 
 /* ---- life cycle ----------------------------------------------------------- */
 
+/* One segment the store knew before this start: pending until it is back. */
+static int load_segment(void *ctx, const struct mc_store_segment *ss)
+{
+	struct mc_master *m = ctx;
+	struct master_seg *s;
+
+	/* --standalone's own, made by the store: no daemon registers it */
+	if (ss->id == MC_NS_LOCAL_SEGMENT)
+		return 0;
+	s = seg_get_locked(m, ss->id);
+	if (!s)
+		return -ENOMEM;
+	s->state = SEG_PENDING;
+	snprintf(s->host, sizeof(s->host), "%s", ss->host);
+	snprintf(s->address, sizeof(s->address), "%s", ss->address);
+	s->port = ss->port;
+	s->capacity = ss->capacity;
+	return 0;
+}
+
+static void count_gone(void *ctx, const struct mc_ns_dropped *d)
+{
+	(void)d;
+	(*(uint64_t *)ctx)++;
+}
+
 /*
  * Segments the store knows from before this start are pending: kept from
- * readers until they register again.  The store has no list call, so ids
- * are probed from 1 (it hands them out densely) until a long gap.
+ * readers until they register again.  Copies in the local segment come
+ * from a store a standalone mooncaked used: that host's memory, which no
+ * cluster reader can reach and no daemon will ever register, so they go
+ * now rather than linger as a segment that never comes back.
  */
 static int load_known_segments(struct mc_master *m) /* before any thread */
 {
-	struct mc_store_segment ss;
-	struct master_seg *s;
-	uint64_t gap = 0;
-	size_t n = 0;
+	uint64_t gone = 0;
+	int64_t n;
 	int r;
 
-	for (uint64_t id = 1; gap < MASTER_SEGMENT_PROBE_GAP; id++) {
-		r = mc_store_segment_get(m->st, id, &ss);
-		if (r == -ENOENT) {
-			gap++;
-			continue;
-		}
-		if (r < 0)
-			return r;
-		gap = 0;
-		s = seg_get_locked(m, id);
-		if (!s)
-			return -ENOMEM;
-		s->state = SEG_PENDING;
-		snprintf(s->host, sizeof(s->host), "%s", ss.host);
-		snprintf(s->address, sizeof(s->address), "%s", ss.address);
-		s->port = ss.port;
-		s->capacity = ss.capacity;
-		/*
-		 * The store's own standalone segment is pending too (a store
-		 * moved from a standalone mooncaked has pages there that no
-		 * host serves), but a fresh store's is no news.
-		 */
-		n += id != MC_NS_LOCAL_SEGMENT;
-	}
-	if (n > 0)
+	r = mc_store_segment_foreach(m->st, load_segment, m);
+	if (r < 0)
+		return r;
+	if (m->nsegs > 0)
 		mc_log(MC_LOG_NOTICE,
 		       "%zu segments known from before: readers are not sent to them until they register again, and those not back within %.1f s are declared dead",
-		       n, (double)m->client_ttl_ms / 1000.0);
+		       m->nsegs, (double)m->client_ttl_ms / 1000.0);
+	n = mc_store_segment_lost(m->st, MC_NS_LOCAL_SEGMENT, count_gone,
+				  &gone);
+	if (n < 0)
+		return (int)n;
+	if (n > 0)
+		mc_log(MC_LOG_NOTICE,
+		       "store '%s' was used by a standalone mooncaked: its %" PRId64
+		       " pages were in that host's memory, which no daemon serves, and are dropped (%" PRIu64
+		       " had no other copy); directories are kept",
+		       m->db_path, n, gone);
 	return 0;
 }
 

@@ -2,12 +2,13 @@
  * master.h - mooncake_master's service: the namespace and placement store
  * (src/store.h) behind the control-plane RPC of doc/wire-protocol.md.
  *
- * One thread per connection reads requests, answers them in order of
- * arrival (pipelined requests get their replies in one write), and one
- * housekeeping thread keeps time: it declares segments dead after the
- * client ttl, sends the master's own requests (DROP, REPLICATE) to the
- * daemons, writes LRU touches and looks for pages short of replica_num
- * copies.  Page bytes never pass through here.
+ * One thread per connection reads requests and answers them in order of
+ * arrival (pipelined requests get their replies in one write, pipelined
+ * COMMITs one store transaction), and one housekeeping thread keeps time:
+ * it declares segments dead after the client ttl, sends the master's own
+ * requests (DROP, REPLICATE) to the daemons, writes LRU touches and looks
+ * for pages short of replica_num copies.  Page bytes never pass through
+ * here.
  */
 #ifndef MC_MASTER_H
 #define MC_MASTER_H
@@ -27,6 +28,8 @@ struct mc_master_params {
 /*
  * Open the store, bind and listen, and load the segments the store knows
  * as pending (they are not offered to readers until they register again).
+ * Copies in the local segment (a store a standalone mooncaked used) are
+ * dropped: no daemon serves that memory.
  * Nothing is served until mc_master_run().  Returns 0, -EINVAL (a bad
  * parameter), or what opening the store or the socket failed with (logged
  * with what to do).  *mp is NULL on failure; free with mc_master_free().

@@ -9,7 +9,10 @@
  * heartbeats), makes a fresh directory, then
  * measures in one run:
  *   1. commits/s, one item per COMMIT, --depth requests in flight per
- *      connection (the close of one file at a time, pipelined);
+ *      connection (the close of one file at a time, pipelined, as a
+ *      daemon's FUSE threads send them; the master writes the COMMITs it
+ *      finds back to back in one transaction, so --depth 1 is the way to
+ *      measure a transaction per commit);
  *   2. commits/s, --batch items per COMMIT (SGLang-style bursts of closes);
  *   3. lookups/s of committed names, --depth in flight (hits);
  *   4. the master's resident memory per page: VmRSS of --master-pid before

@@ -1,6 +1,6 @@
 #!/bin/bash
 # t_cluster_rw: three hosts (network namespaces), one pool.  SGLang's file
-# backend writes pages on host A (each visible on B as soon as close()
+# backend writes pages on host A (each visible on B a moment after close()
 # returned on A); on B and C they exist (stat), list with
 # their names and sizes, and read byte-exact with one read of the full
 # size.  B's first read moves the bytes over B's link into a copy in B's own
@@ -51,26 +51,41 @@ for h in b c; do
 		fail "the directory made on A is not a directory on $h: $(mc_errno stat "$(mc_host_mnt $h)/kv")"
 done
 
-# --- closed on A, visible on B at once -------------------------------------------
+# --- closed on A, visible on B within a moment ------------------------------
+#
+# A page commits at its last close: the RELEASE the kernel sends right after
+# close(2) returns.  On A itself a lookup waits for that commit; another host
+# sees the page once the commit reached the master, which must take well
+# under a second (doc/cluster.md).
 
-"$MC_PYTHON" - "$A" "$B" >"$OUT" 2>&1 <<'PY' || fail "pages closed on A, stat on B at once: $(cat "$OUT")"
-import os, sys
+"$MC_PYTHON" - "$A" "$B" >"$OUT" 2>&1 <<'PY' || fail "pages closed on A, stat on B: $(cat "$OUT")"
+import os, sys, time
 a, b = sys.argv[1], sys.argv[2]
-late = []
+late, worst = [], 0.0
 for i in range(20):
     name = "closed-%d.bin" % i
     fd = os.open(os.path.join(a, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.write(fd, bytes([i]) * 65536)
     os.close(fd)
-    try:
-        if os.stat(os.path.join(b, name)).st_size != 65536:
-            late.append(name + " (wrong size)")
-    except OSError as e:
-        late.append("%s (%s)" % (name, e.strerror))
+    t0 = time.monotonic()
+    while True:
+        try:
+            st = os.stat(os.path.join(b, name))
+            if st.st_size != 65536:
+                late.append(name + " (wrong size %d)" % st.st_size)
+            break
+        except FileNotFoundError:
+            if time.monotonic() - t0 > 1.0:
+                late.append(name + " (not there after 1 s)")
+                break
+            time.sleep(0.001)
+    worst = max(worst, time.monotonic() - t0)
 if late:
-    sys.exit("%d of 20 pages not there on B right after close() on A returned: %s"
+    sys.exit("%d of 20 pages closed on A not right on B: %s"
              % (len(late), ", ".join(late[:4])))
+print("slowest page visible on B %.1f ms after close on A" % (worst * 1e3))
 PY
+note "$(cat "$OUT")"
 rm -f "$A"/closed-*.bin
 
 # --- set on A (SGLang's direct era) --------------------------------------------

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "master.h"
 #include "ns.h"
+#include "store.h"
 #include "wire.h"
 #include "wire_io.h"
 #include "banned.h"
@@ -665,6 +666,136 @@ START_TEST(pipelined_requests_get_every_reply_in_order)
 }
 END_TEST
 
+/* A COMMIT item for name in the root, on seg, with fresh numbers. */
+static struct mc_wire_commit_item commit_item(struct tclient *cl,
+					      const char *name, uint64_t seg)
+{
+	struct mc_wire_commit_item it;
+	struct mc_wire_msg req, rep;
+
+	memset(&req, 0, sizeof(req));
+	req.type = MC_WIRE_RESERVE;
+	req.u.reserve_count = 1;
+	ck_assert_int_eq(call(cl, &req, &rep), 0);
+	memset(&it, 0, sizeof(it));
+	it.ino = rep.u.reserve_reply.items[0].ino;
+	it.page_id = rep.u.reserve_reply.items[0].page_id;
+	mc_wire_msg_release(&rep);
+	it.parent = ROOT;
+	snprintf(it.name, sizeof(it.name), "%s", name);
+	it.mode = S_IFREG | 0644;
+	it.size = 10;
+	it.mtime_ns = 1;
+	it.nsegments = 1;
+	it.segments[0] = seg;
+	return it;
+}
+
+/* Queue a COMMIT of items[0..n) as request id. */
+static void queue_commit(struct tclient *cl, struct mc_wire_commit_item *items,
+			 uint32_t n, uint64_t id)
+{
+	struct mc_wire_msg req;
+
+	memset(&req, 0, sizeof(req));
+	req.type = MC_WIRE_COMMIT;
+	req.u.commit.count = n;
+	req.u.commit.items = items;
+	ck_assert_int_eq(mc_wire_conn_queue(cl->wc, &req, id), 0);
+}
+
+/* The next reply: request id, with n items; their statuses in st[]. */
+static void expect_commit_reply(struct tclient *cl, uint64_t id, uint32_t n,
+				int *st, struct mc_ns_dropped *replaced)
+{
+	struct mc_wire_header h;
+	struct mc_wire_msg rep;
+
+	ck_assert_int_eq(recv_one(cl, &h, &rep), 0);
+	ck_assert_uint_eq(h.id, id);
+	ck_assert_uint_eq(h.type, MC_WIRE_COMMIT | MC_WIRE_REPLY);
+	ck_assert_int_eq(rep.status, 0);
+	ck_assert_uint_eq(rep.u.commit_reply.count, n);
+	for (uint32_t i = 0; i < n; i++) {
+		st[i] = rep.u.commit_reply.items[i].status;
+		if (replaced)
+			replaced[i] = rep.u.commit_reply.items[i].replaced;
+	}
+	mc_wire_msg_release(&rep);
+}
+
+START_TEST(pipelined_commits_are_answered_in_order_each_as_if_alone)
+{
+	struct mc_wire_commit_item a, a2, b, nop, other, two[2];
+	struct mc_ns_dropped rp[2];
+	struct mc_wire_msg req, rep;
+	struct mc_wire_header h;
+	struct tmaster tm;
+	struct tclient *cl;
+	int st[2];
+
+	master_start(&tm, ":memory:", TTL_MS, 1);
+	cl = client(tm.port);
+	reg(cl, 0xa1, 7001, 0);
+	a = commit_item(cl, "a", cl->segment);
+	a2 = commit_item(cl, "a", cl->segment);
+	b = commit_item(cl, "b", cl->segment);
+	nop = commit_item(cl, "nop", cl->segment);
+	nop.parent = 999999;
+	other = commit_item(cl, "o", cl->segment + 1);
+	two[0] = commit_item(cl, "c", cl->segment);
+	two[1] = commit_item(cl, "b", cl->segment);
+
+	/* one write: the master finds them all buffered, back to back */
+	queue_commit(cl, &a, 1, 1);
+	queue_commit(cl, &a, 1, 2);
+	queue_commit(cl, &nop, 1, 3);
+	queue_commit(cl, &other, 1, 4);
+	memset(&req, 0, sizeof(req));
+	req.type = MC_WIRE_LOOKUP;
+	req.u.entry.parent = ROOT;
+	snprintf(req.u.entry.name, sizeof(req.u.entry.name), "a");
+	ck_assert_int_eq(mc_wire_conn_queue(cl->wc, &req, 5), 0);
+	queue_commit(cl, &a2, 1, 6);
+	queue_commit(cl, &b, 1, 7);
+	queue_commit(cl, two, 2, 8);
+	ck_assert_int_eq(mc_wire_conn_flush(cl->wc), 0);
+
+	expect_commit_reply(cl, 1, 1, st, NULL);
+	ck_assert_int_eq(st[0], 0);
+	/* the same COMMIT again, as after a lost reply */
+	expect_commit_reply(cl, 2, 1, st, NULL);
+	ck_assert_int_eq(st[0], -EEXIST);
+	expect_commit_reply(cl, 3, 1, st, NULL);
+	ck_assert_int_eq(st[0], -ENOENT);
+	expect_commit_reply(cl, 4, 1, st, NULL);
+	ck_assert_int_eq(st[0], -EPERM);
+	/* the LOOKUP in between sees the COMMITs before it */
+	ck_assert_int_eq(recv_one(cl, &h, &rep), 0);
+	ck_assert_uint_eq(h.id, 5);
+	ck_assert_int_eq(rep.status, 0);
+	ck_assert_uint_eq(rep.u.attr.ino, a.ino);
+	mc_wire_msg_release(&rep);
+	expect_commit_reply(cl, 6, 1, st, rp);
+	ck_assert_int_eq(st[0], 0);
+	ck_assert_uint_eq(rp[0].ino, a.ino);
+	ck_assert_uint_eq(rp[0].page_id, a.page_id);
+	expect_commit_reply(cl, 7, 1, st, rp);
+	ck_assert_int_eq(st[0], 0);
+	ck_assert_uint_eq(rp[0].ino, 0);
+	/* a later COMMIT replaces a page an earlier one of the run made */
+	expect_commit_reply(cl, 8, 2, st, rp);
+	ck_assert_int_eq(st[0], 0);
+	ck_assert_int_eq(st[1], 0);
+	ck_assert_uint_eq(rp[0].ino, 0);
+	ck_assert_uint_eq(rp[1].ino, b.ino);
+	ck_assert_int_eq(lookup(cl, ROOT, "b", NULL), 0);
+	ck_assert_int_eq(lookup(cl, ROOT, "o", NULL), -ENOENT);
+	client_close(cl);
+	master_stop(&tm);
+}
+END_TEST
+
 START_TEST(readdir_pages_through_a_directory)
 {
 	struct tmaster tm;
@@ -1221,6 +1352,55 @@ START_TEST(a_restarted_master_keeps_pages_and_waits_for_their_segments)
 }
 END_TEST
 
+START_TEST(a_standalone_store_s_pages_go_at_start_and_its_segment_is_none)
+{
+	char dir[] = "/tmp/test_master.XXXXXX", db[64], path[80];
+	struct mc_ns_commit c = { .parent = ROOT, .name = "p", .size = 10,
+				  .mode = S_IFREG | 0644 };
+	struct mc_wire_msg req, rep;
+	struct mc_store *st;
+	struct tmaster tm;
+	struct tclient *tool, *a;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(db, sizeof(db), "%s/master.db", dir);
+	/* what mooncaked --standalone leaves: pages in the local segment */
+	ck_assert_int_eq(mc_store_open(&st, db), 0);
+	ck_assert_int_eq(mc_store_mkdir(st, ROOT, "d", 0755, 0, 0, NULL), 0);
+	ck_assert_int_eq(mc_store_reserve(st, &c.ino, &c.page_id), 0);
+	ck_assert_int_eq(mc_store_commit(st, &c, MC_NS_LOCAL_SEGMENT, NULL),
+			 0);
+	mc_store_close(st);
+
+	master_start(&tm, db, 60000, 1);
+	tool = client(tm.port);
+	/* at once, not after a ttl: no daemon ever serves that memory */
+	ck_assert_int_eq(lookup(tool, ROOT, "p", NULL), -ENOENT);
+	ck_assert_int_eq(lookup(tool, ROOT, "d", NULL), 0);
+	/* nor can a daemon pass itself off as the local segment */
+	memset(&req, 0, sizeof(req));
+	req.type = MC_WIRE_REGISTER;
+	req.u.reg.segment[15] = 1;
+	snprintf(req.u.reg.host, sizeof(req.u.reg.host), "impostor");
+	snprintf(req.u.reg.address, sizeof(req.u.reg.address), "127.0.0.1");
+	req.u.reg.port = 7001;
+	snprintf(req.u.reg.protocol, sizeof(req.u.reg.protocol), "tcp");
+	ck_assert_int_eq(call(tool, &req, &rep), -EINVAL);
+	mc_wire_msg_release(&rep);
+	a = client(tm.port);
+	reg(a, 0xa1, 7001, 0);
+	ck_assert_uint_gt(a->segment, MC_NS_LOCAL_SEGMENT);
+	client_close(a);
+	client_close(tool);
+	master_stop(&tm);
+
+	snprintf(path, sizeof(path), "%s-wal", db);
+	unlink(path);
+	ck_assert_int_eq(unlink(db), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 START_TEST(stop_returns_with_clients_still_connected)
 {
 	struct tmaster tm;
@@ -1264,6 +1444,8 @@ static Suite *master_suite(void)
 	    commit_evict_holdings_heartbeat_need_register);
 	add(s, "pipelined requests get every reply in order",
 	    pipelined_requests_get_every_reply_in_order);
+	add(s, "pipelined COMMITs are answered in order, each as if alone",
+	    pipelined_commits_are_answered_in_order_each_as_if_alone);
 	add(s, "READDIR pages through a directory",
 	    readdir_pages_through_a_directory);
 	add(s, "UNLINK elsewhere sends DROP to the holder",
@@ -1292,6 +1474,8 @@ static Suite *master_suite(void)
 	    random_frames_never_crash_the_master);
 	add(s, "a restarted master keeps pages and waits for their segments",
 	    a_restarted_master_keeps_pages_and_waits_for_their_segments);
+	add(s, "a standalone store's pages go at start and its segment is none",
+	    a_standalone_store_s_pages_go_at_start_and_its_segment_is_none);
 	add(s, "stop returns with clients still connected",
 	    stop_returns_with_clients_still_connected);
 	return s;

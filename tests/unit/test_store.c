@@ -247,6 +247,252 @@ START_TEST(unlink_rename_and_commit_report_every_segment_of_the_dropped_page)
 }
 END_TEST
 
+/* ------------------------------------------------------- batched commits */
+
+/* An item for name under parent in segment, with fresh numbers from st. */
+static struct mc_store_commit_item item(struct mc_store *st, uint64_t parent,
+					const char *name, uint64_t segment,
+					uint64_t size)
+{
+	struct mc_store_commit_item it = {
+		.c = {
+			.parent = parent,
+			.name = name,
+			.mode = S_IFREG | 0644,
+			.size = size,
+			.mtime_ns = size,
+			.crc32c = (uint32_t)size,
+		},
+		.segment = segment,
+		.status = 99,
+		.replaced = { .ino = 77, .nsegments = 5 },
+	};
+
+	ck_assert_int_eq(mc_store_reserve(st, &it.c.ino, &it.c.page_id), 0);
+	return it;
+}
+
+START_TEST(a_batch_commits_good_items_around_refused_ones)
+{
+	struct mc_store *st = open_mem();
+	struct mc_store_commit_item it[8];
+	struct mc_ns_attr d, pg, a;
+	struct mc_ns_stats stats;
+	uint64_t seg[MC_NS_MAX_REPLICAS];
+
+	ck_assert_int_eq(mc_store_mkdir(st, ROOT, "dir", 0755, 0, 0, &d), 0);
+	put(st, SEG_A, "page", 5, 1, &pg);
+	it[0] = item(st, ROOT, "a", SEG_A, 10);
+	it[1] = item(st, ROOT, "dir", SEG_A, 10);
+	it[2] = item(st, 999999, "b", SEG_A, 10);
+	it[3] = item(st, pg.ino, "c", SEG_A, 10);
+	it[4] = it[0];
+	it[5] = item(st, d.ino, "e", 0, 10);
+	it[6] = item(st, ROOT, "..", SEG_A, 10);
+	it[7] = item(st, d.ino, "f", SEG_B, 20);
+	ck_assert_uint_eq(mc_store_commit_batch(st, it, 8), 2);
+	ck_assert_int_eq(it[0].status, 0);
+	ck_assert_int_eq(it[1].status, -EISDIR);
+	ck_assert_int_eq(it[2].status, -ENOENT);
+	ck_assert_int_eq(it[3].status, -ENOTDIR);
+	/* the same inode again, as a retried COMMIT would send it */
+	ck_assert_int_eq(it[4].status, -EEXIST);
+	ck_assert_int_eq(it[5].status, -EINVAL);
+	ck_assert_int_eq(it[6].status, -EINVAL);
+	ck_assert_int_eq(it[7].status, 0);
+	for (int i = 0; i < 8; i++) {
+		ck_assert_uint_eq(it[i].replaced.ino, 0);
+		ck_assert_uint_eq(it[i].replaced.nsegments, 0);
+	}
+	ck_assert_int_eq(mc_store_lookup(st, ROOT, "a", &a), 0);
+	ck_assert_uint_eq(a.ino, it[0].c.ino);
+	ck_assert_int_eq(mc_store_lookup(st, d.ino, "f", &a), 0);
+	ck_assert_uint_eq(copies(st, a.page_id, seg), 1);
+	ck_assert_uint_eq(seg[0], SEG_B);
+	ck_assert(!visible(st, "b"));
+	mc_store_get_stats(st, &stats);
+	ck_assert_uint_eq(stats.pages, 3);
+	ck_assert_uint_eq(stats.bytes, 35);
+	ck_assert_uint_eq(stats.dirs, 2);
+	mc_store_close(st);
+}
+END_TEST
+
+START_TEST(a_batch_reports_what_each_item_replaced_earlier_items_included)
+{
+	struct mc_store *st = open_mem();
+	struct mc_store_commit_item it[3];
+	uint64_t p = put(st, SEG_A, "p", 10, 1, NULL);
+	uint64_t seg[MC_NS_MAX_REPLICAS];
+	struct mc_ns_stats stats;
+	struct mc_ns_attr a;
+
+	ck_assert_int_eq(mc_store_add_replica(st, p, SEG_B), 0);
+	it[0] = item(st, ROOT, "p", SEG_C, 20);
+	it[1] = item(st, ROOT, "p", SEG_A, 30);
+	it[2] = item(st, ROOT, "q", SEG_A, 40);
+	ck_assert_uint_eq(mc_store_commit_batch(st, it, 3), 3);
+	ck_assert_uint_eq(it[0].replaced.page_id, p);
+	ck_assert_uint_eq(it[0].replaced.flags, 0);
+	ck_assert_uint_eq(it[0].replaced.nsegments, 2);
+	ck_assert_uint_eq(it[0].replaced.segments[0] +
+				  it[0].replaced.segments[1],
+			  SEG_A + SEG_B);
+	/* the second replaced the first, made in the same transaction */
+	ck_assert_uint_eq(it[1].replaced.ino, it[0].c.ino);
+	ck_assert_uint_eq(it[1].replaced.page_id, it[0].c.page_id);
+	ck_assert_uint_eq(it[1].replaced.size, 20);
+	ck_assert_str_eq(it[1].replaced.name, "p");
+	ck_assert_uint_eq(it[1].replaced.nsegments, 1);
+	ck_assert_uint_eq(it[1].replaced.segments[0], SEG_C);
+	ck_assert_uint_eq(it[2].replaced.ino, 0);
+	ck_assert_uint_eq(copies(st, p, seg), 0);
+	ck_assert_uint_eq(copies(st, it[0].c.page_id, seg), 0);
+	ck_assert_int_eq(mc_store_lookup(st, ROOT, "p", &a), 0);
+	ck_assert_uint_eq(a.ino, it[1].c.ino);
+	ck_assert_uint_eq(copies(st, a.page_id, seg), 1);
+	ck_assert_uint_eq(seg[0], SEG_A);
+	mc_store_get_stats(st, &stats);
+	ck_assert_uint_eq(stats.pages, 2);
+	ck_assert_uint_eq(stats.bytes, 70);
+	mc_store_close(st);
+}
+END_TEST
+
+#define SCRIPT_N 300
+
+/* The script of a_batch_ends_as_n_single_commits_would: item i. */
+static struct mc_store_commit_item script_item(struct mc_store *st, int i,
+					       uint64_t dir, char *name,
+					       size_t len,
+					       const struct mc_store_commit_item *prev)
+{
+	static const uint64_t segs[] = { SEG_A, SEG_B, SEG_C, 0 };
+	uint64_t parent = i % 5 == 0 ? dir : i % 41 == 0 ? 424242 : ROOT;
+
+	/* names collide often, so items replace pages, earlier ones too */
+	snprintf(name, len, "n%d", i % 37);
+	/* now and then a retry of the item before: EEXIST */
+	if (prev && i % 11 == 0)
+		return *prev;
+	return item(st, parent, i % 53 == 0 ? "d" : name, segs[i % 23 % 4],
+		    (uint64_t)i + 1);
+}
+
+START_TEST(a_batch_ends_as_n_single_commits_would)
+{
+	struct mc_store *one = open_mem(), *all = open_mem();
+	struct mc_store_commit_item *it = calloc(SCRIPT_N, sizeof(*it));
+	char (*names)[16] = calloc(SCRIPT_N, sizeof(*names));
+	struct mc_ns_stats s1, s2;
+	struct mc_ns_attr d1, d2, a1, a2;
+	struct mc_ns_dropped d;
+	size_t ok = 0;
+
+	ck_assert_int_eq(mc_store_mkdir(one, ROOT, "d", 0755, 0, 0, &d1), 0);
+	ck_assert_int_eq(mc_store_mkdir(all, ROOT, "d", 0755, 0, 0, &d2), 0);
+	ck_assert_uint_eq(d1.ino, d2.ino);
+	put(one, SEG_A, "n1", 1, 1, NULL);
+	put(all, SEG_A, "n1", 1, 1, NULL);
+	/* the same script, numbers from `all`: both stores hand out alike */
+	for (int i = 0; i < SCRIPT_N; i++)
+		it[i] = script_item(all, i, d2.ino, names[i], sizeof(names[i]),
+				    i ? &it[i - 1] : NULL);
+	ck_assert_uint_gt(mc_store_commit_batch(all, it, SCRIPT_N), 0);
+	for (int i = 0; i < SCRIPT_N; i++) {
+		int r = mc_store_commit(one, &it[i].c, it[i].segment, &d);
+
+		ck_assert_int_eq(it[i].status, r);
+		ck_assert_uint_eq(it[i].replaced.ino, d.ino);
+		ck_assert_uint_eq(it[i].replaced.page_id, d.page_id);
+		ck_assert_uint_eq(it[i].replaced.nsegments, d.nsegments);
+		if (d.nsegments)
+			ck_assert_uint_eq(it[i].replaced.segments[0],
+					  d.segments[0]);
+		ok += r == 0;
+	}
+	/* the script has every kind of outcome */
+	ck_assert_uint_gt(ok, SCRIPT_N / 2);
+	ck_assert_uint_lt(ok, SCRIPT_N);
+	for (int i = 0; i < 37; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "n%d", i);
+		for (int k = 0; k < 2; k++) {
+			uint64_t parent = k ? d1.ino : ROOT;
+			int r1 = mc_store_lookup(one, parent, name, &a1);
+			int r2 = mc_store_lookup(all, parent, name, &a2);
+
+			ck_assert_int_eq(r1, r2);
+			if (r1 == 0) {
+				ck_assert_uint_eq(a1.ino, a2.ino);
+				ck_assert_uint_eq(a1.page_id, a2.page_id);
+				ck_assert_uint_eq(a1.size, a2.size);
+			}
+		}
+	}
+	mc_store_get_stats(one, &s1);
+	mc_store_get_stats(all, &s2);
+	ck_assert_uint_eq(s1.pages, s2.pages);
+	ck_assert_uint_eq(s1.bytes, s2.bytes);
+	ck_assert_uint_eq(s1.dirs, s2.dirs);
+	free(names);
+	free(it);
+	mc_store_close(one);
+	mc_store_close(all);
+}
+END_TEST
+
+START_TEST(a_write_failing_mid_batch_rolls_back_only_that_item)
+{
+	struct mc_store *st = open_mem();
+	struct mc_store_commit_item it[4];
+	uint64_t seg[MC_NS_MAX_REPLICAS];
+	struct mc_ns_stats stats;
+	struct mc_ns_attr p, a;
+
+	put(st, SEG_A, "p", 10, 1, &p);
+	it[0] = item(st, ROOT, "a", SEG_A, 1);
+	/*
+	 * Over "p" with the inode of "a": the old page is gone before the
+	 * insert finds the inode taken, so only a rollback brings "p" back.
+	 */
+	it[1] = item(st, ROOT, "p", SEG_A, 2);
+	it[1].c.ino = it[0].c.ino;
+	it[2] = item(st, ROOT, "b", SEG_B, 3);
+	/* the page id of "b" again, in its segment: the copy's key is taken */
+	it[3] = item(st, ROOT, "c", SEG_B, 4);
+	it[3].c.page_id = it[2].c.page_id;
+	ck_assert_uint_eq(mc_store_commit_batch(st, it, 4), 2);
+	ck_assert_int_eq(it[0].status, 0);
+	ck_assert_int_eq(it[1].status, -EEXIST);
+	ck_assert_uint_eq(it[1].replaced.ino, 0);
+	ck_assert_int_eq(it[2].status, 0);
+	ck_assert_int_eq(it[3].status, -EEXIST);
+	ck_assert_int_eq(mc_store_lookup(st, ROOT, "p", &a), 0);
+	ck_assert_uint_eq(a.ino, p.ino);
+	ck_assert_uint_eq(copies(st, p.page_id, seg), 1);
+	ck_assert_uint_eq(seg[0], SEG_A);
+	ck_assert(visible(st, "a") && visible(st, "b") && !visible(st, "c"));
+	mc_store_get_stats(st, &stats);
+	ck_assert_uint_eq(stats.pages, 3);
+	ck_assert_uint_eq(stats.bytes, 14);
+	mc_store_close(st);
+}
+END_TEST
+
+START_TEST(an_empty_batch_commits_nothing)
+{
+	struct mc_store *st = open_mem();
+	struct mc_ns_stats stats;
+
+	ck_assert_uint_eq(mc_store_commit_batch(st, NULL, 0), 0);
+	mc_store_get_stats(st, &stats);
+	ck_assert_uint_eq(stats.pages, 0);
+	mc_store_close(st);
+}
+END_TEST
+
 /* ------------------------------------------------------------- eviction */
 
 START_TEST(evict_in_one_segment_leaves_another_segments_pages_alone)
@@ -682,6 +928,71 @@ START_TEST(segment_ids_are_stable_for_a_uuid_across_a_reopen)
 }
 END_TEST
 
+struct seg_list {
+	size_t n, stop_at;
+	struct mc_store_segment s[8];
+};
+
+static int seg_list_fn(void *ctx, const struct mc_store_segment *seg)
+{
+	struct seg_list *l = ctx;
+
+	ck_assert_uint_lt(l->n, 8);
+	l->s[l->n++] = *seg;
+	return l->n == l->stop_at ? 42 : 0;
+}
+
+START_TEST(segment_foreach_lists_every_segment_in_id_order)
+{
+	struct mc_store *st = open_mem();
+	struct mc_store_segment a = { .uuid = { 0xa1 }, .host = "host-a",
+				      .address = "10.0.0.1", .port = 1,
+				      .protocol = "tcp" };
+	struct mc_store_segment b = { .uuid = { 0xb1 }, .host = "host-b",
+				      .address = "10.0.0.2", .port = 2,
+				      .protocol = "rdma" };
+	struct seg_list l = { 0 };
+
+	ck_assert_int_eq(mc_store_segment_register(st, &b), 0);
+	ck_assert_int_eq(mc_store_segment_register(st, &a), 0);
+	ck_assert_int_eq(mc_store_segment_foreach(st, seg_list_fn, &l), 0);
+	ck_assert_uint_eq(l.n, 3);
+	/* the local segment is listed too: the caller tells it by its id */
+	ck_assert_uint_eq(l.s[0].id, MC_NS_LOCAL_SEGMENT);
+	ck_assert_str_eq(l.s[0].protocol, "local");
+	ck_assert_uint_eq(l.s[1].id, b.id);
+	ck_assert_str_eq(l.s[1].host, "host-b");
+	ck_assert_mem_eq(l.s[1].uuid, b.uuid, sizeof(b.uuid));
+	ck_assert_uint_eq(l.s[2].id, a.id);
+	ck_assert_str_eq(l.s[2].address, "10.0.0.1");
+	ck_assert_uint_eq(l.s[2].port, 1);
+	/* a non-zero return stops the walk and is passed on */
+	memset(&l, 0, sizeof(l));
+	l.stop_at = 2;
+	ck_assert_int_eq(mc_store_segment_foreach(st, seg_list_fn, &l), 42);
+	ck_assert_uint_eq(l.n, 2);
+	mc_store_close(st);
+}
+END_TEST
+
+START_TEST(the_local_segments_uuid_cannot_be_registered)
+{
+	struct mc_store *st = open_mem();
+	struct mc_store_segment local = { .uuid = { [15] = 1 },
+					  .host = "impostor",
+					  .address = "10.0.0.9",
+					  .protocol = "tcp" };
+	struct mc_store_segment got;
+
+	ck_assert_int_eq(mc_store_segment_register(st, &local), -EINVAL);
+	ck_assert_uint_eq(local.id, 0);
+	ck_assert_int_eq(mc_store_segment_get(st, MC_NS_LOCAL_SEGMENT, &got),
+			 0);
+	ck_assert_str_eq(got.host, "localhost");
+	mc_store_close(st);
+}
+END_TEST
+
 /* ---------------------------------------------------------- re-replication */
 
 static void under_fn(void *ctx, uint64_t page_id, unsigned n)
@@ -953,6 +1264,15 @@ static Suite *store_suite(void)
 	    add_replica_of_a_gone_page_gives_enoent);
 	add(s, "unlink, rename and commit report every segment of the dropped page",
 	    unlink_rename_and_commit_report_every_segment_of_the_dropped_page);
+	add(s, "a batch commits good items around refused ones",
+	    a_batch_commits_good_items_around_refused_ones);
+	add(s, "a batch reports what each item replaced, earlier items included",
+	    a_batch_reports_what_each_item_replaced_earlier_items_included);
+	add(s, "a batch ends as n single commits would",
+	    a_batch_ends_as_n_single_commits_would);
+	add(s, "a write failing mid-batch rolls back only that item",
+	    a_write_failing_mid_batch_rolls_back_only_that_item);
+	add(s, "an empty batch commits nothing", an_empty_batch_commits_nothing);
 	add(s, "evict in one segment leaves another segment's pages alone",
 	    evict_in_one_segment_leaves_another_segments_pages_alone);
 	add(s, "evicting one of two copies drops only the copy",
@@ -979,6 +1299,10 @@ static Suite *store_suite(void)
 	    holdings_of_20000_pages_confirm_in_batches_and_sweep_the_rest);
 	add(s, "segment ids are stable for a uuid across a reopen",
 	    segment_ids_are_stable_for_a_uuid_across_a_reopen);
+	add(s, "segment_foreach lists every segment in id order",
+	    segment_foreach_lists_every_segment_in_id_order);
+	add(s, "the local segment's uuid cannot be registered",
+	    the_local_segments_uuid_cannot_be_registered);
 	add(s, "under_replicated lists pages with too few copies in order",
 	    under_replicated_lists_pages_with_too_few_copies_in_order);
 	add(s, "under_replicated pages through chunks without losing a page",
