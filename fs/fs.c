@@ -306,14 +306,25 @@ static void on_evicted(void *ctx, const struct mc_ns_dropped *d)
 	queue_inval(fs, d->parent, d->name);
 }
 
+void mc_fs_drop_now(struct mc_fs *fs, const struct mc_ns_dropped *d)
+{
+	on_evicted(fs, d);
+}
+
 /*
  * The master dropped a page (or this host's copy of it) for another host's
- * unlink, rename or commit, or an eviction: free it here as an eviction
- * would.  Runs on the master client's thread, which never waits on us.
+ * unlink, rename or commit, or an eviction.  This runs on the master
+ * client's thread, which also delivers the replies that a worker holding
+ * the inode table may be waiting for: hand the work to remote.c's thread.
  */
 static void on_dropped_elsewhere(void *ctx, const struct mc_ns_dropped *d)
 {
-	on_evicted(ctx, d);
+	struct mc_fs *fs = ctx;
+
+	if (fs->remote)
+		mc_remote_drop(fs->remote, d);
+	else
+		on_evicted(fs, d);
 }
 
 static void on_replicate(void *ctx, uint64_t page_id)

@@ -72,6 +72,9 @@ struct mc_fs {
 /* Evict until `want` more bytes fit under the watermark (waits its turn). */
 void mc_fs_make_room(struct mc_fs *fs, uint64_t want);
 
+/* Free a page the namespace dropped, as an eviction does. */
+void mc_fs_drop_now(struct mc_fs *fs, const struct mc_ns_dropped *d);
+
 /* Render the status file into a new buffer: 0 or -ENOMEM. */
 int mc_status_render(struct mc_fs *fs, char **bufp, size_t *lenp);
 

@@ -37,6 +37,11 @@ struct busy {
 	uint64_t page_id;
 };
 
+struct drop {
+	struct drop *next;
+	struct mc_ns_dropped d;
+};
+
 struct mc_remote {
 	struct mc_fs *fs;
 	struct mc_transport *t;
@@ -45,6 +50,7 @@ struct mc_remote {
 	struct busy *busy;		/* protected by lock */
 	uint64_t queue[REMOTE_QUEUE];	/* protected by lock */
 	unsigned qhead, qtail;		/* protected by lock */
+	struct drop *drops, **drops_tail; /* protected by lock */
 	bool stop;			/* protected by lock */
 	bool running;
 	pthread_t worker;
@@ -61,6 +67,7 @@ int mc_remote_new(struct mc_remote **rp, struct mc_fs *fs,
 		return -ENOMEM;
 	r->fs = fs;
 	r->t = t;
+	r->drops_tail = &r->drops;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	*rp = r;
@@ -77,6 +84,12 @@ void mc_remote_free(struct mc_remote *r)
 	pthread_mutex_unlock(&r->lock);
 	if (r->running)
 		pthread_join(r->worker, NULL);
+	while (r->drops) {
+		struct drop *d = r->drops;
+
+		r->drops = d->next;
+		free(d);
+	}
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
@@ -240,14 +253,47 @@ void mc_remote_replicate(struct mc_remote *r, uint64_t page_id)
 	pthread_mutex_unlock(&r->lock);
 }
 
+void mc_remote_drop(struct mc_remote *r, const struct mc_ns_dropped *d)
+{
+	struct drop *n = malloc(sizeof(*n));
+
+	if (!n) {
+		/* the copy stays until the next registration's holdings */
+		mc_log_ratelimited(MC_LOG_WARNING,
+				   "drop: out of memory: page %016" PRIx64
+				   " stays in the pool until the daemon restarts",
+				   d->page_id);
+		return;
+	}
+	n->d = *d;
+	n->next = NULL;
+	pthread_mutex_lock(&r->lock);
+	*r->drops_tail = n;
+	r->drops_tail = &n->next;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
 static void *worker_main(void *arg)
 {
 	struct mc_remote *r = arg;
+	struct drop *d;
 	uint64_t page_id;
 	int fd, err;
 
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
+		if (r->drops) {
+			d = r->drops;
+			r->drops = d->next;
+			if (!r->drops)
+				r->drops_tail = &r->drops;
+			pthread_mutex_unlock(&r->lock);
+			mc_fs_drop_now(r->fs, &d->d);
+			free(d);
+			pthread_mutex_lock(&r->lock);
+			continue;
+		}
 		if (r->qhead == r->qtail) {
 			pthread_cond_wait(&r->cond, &r->lock);
 			continue;

@@ -37,4 +37,12 @@ int mc_remote_fetch(struct mc_remote *r, uint64_t page_id, int *fdp);
 /* Queue a copy order from the master; never blocks (full queue: dropped). */
 void mc_remote_replicate(struct mc_remote *r, uint64_t page_id);
 
+/*
+ * Queue a page the master dropped, for this module's thread to free with
+ * mc_fs_drop_now(): the master client's thread that calls this must not
+ * wait for the inode table, whose holder may be waiting for a reply only
+ * that thread delivers.
+ */
+void mc_remote_drop(struct mc_remote *r, const struct mc_ns_dropped *d);
+
 #endif

@@ -1503,8 +1503,7 @@ size_t mc_store_commit_batch(struct mc_store *st,
 		it->status = commit_locked(st, &it->c, it->segment,
 					   &it->replaced, &wrote);
 		/* a refusal leaves the transaction as it was; nothing else */
-		if (it->status < 0 &&
-		    (wrote || sqlite3_get_autocommit(st->db)))
+		if (it->status < 0 && (wrote || sqlite3_get_autocommit(st->db)))
 			r = it->status;
 	}
 	if (r == 0) {
@@ -2157,7 +2156,8 @@ static void segment_row(sqlite3_stmt *q, struct mc_store_segment *s)
 	memset(s, 0, sizeof(*s));
 	s->id = col_u64(q, 0);
 	if (uuid)
-		memcpy(s->uuid, uuid, n < sizeof(s->uuid) ? n : sizeof(s->uuid));
+		memcpy(s->uuid, uuid,
+		       n < sizeof(s->uuid) ? n : sizeof(s->uuid));
 	col_text(q, 2, s->host, sizeof(s->host));
 	col_text(q, 3, s->address, sizeof(s->address));
 	s->port = (uint16_t)sqlite3_column_int(q, 4);

@@ -1355,8 +1355,9 @@ END_TEST
 START_TEST(a_standalone_store_s_pages_go_at_start_and_its_segment_is_none)
 {
 	char dir[] = "/tmp/test_master.XXXXXX", db[64], path[80];
-	struct mc_ns_commit c = { .parent = ROOT, .name = "p", .size = 10,
-				  .mode = S_IFREG | 0644 };
+	struct mc_ns_commit c = {
+		.parent = ROOT, .name = "p", .size = 10, .mode = S_IFREG | 0644
+	};
 	struct mc_wire_msg req, rep;
 	struct mc_store *st;
 	struct tmaster tm;
@@ -1368,8 +1369,7 @@ START_TEST(a_standalone_store_s_pages_go_at_start_and_its_segment_is_none)
 	ck_assert_int_eq(mc_store_open(&st, db), 0);
 	ck_assert_int_eq(mc_store_mkdir(st, ROOT, "d", 0755, 0, 0, NULL), 0);
 	ck_assert_int_eq(mc_store_reserve(st, &c.ino, &c.page_id), 0);
-	ck_assert_int_eq(mc_store_commit(st, &c, MC_NS_LOCAL_SEGMENT, NULL),
-			 0);
+	ck_assert_int_eq(mc_store_commit(st, &c, MC_NS_LOCAL_SEGMENT, NULL), 0);
 	mc_store_close(st);
 
 	master_start(&tm, db, 60000, 1);

@@ -362,10 +362,9 @@ END_TEST
 #define SCRIPT_N 300
 
 /* The script of a_batch_ends_as_n_single_commits_would: item i. */
-static struct mc_store_commit_item script_item(struct mc_store *st, int i,
-					       uint64_t dir, char *name,
-					       size_t len,
-					       const struct mc_store_commit_item *prev)
+static struct mc_store_commit_item
+script_item(struct mc_store *st, int i, uint64_t dir, char *name, size_t len,
+	    const struct mc_store_commit_item *prev)
 {
 	static const uint64_t segs[] = { SEG_A, SEG_B, SEG_C, 0 };
 	uint64_t parent = i % 5 == 0 ? dir : i % 41 == 0 ? 424242 : ROOT;
@@ -945,11 +944,15 @@ static int seg_list_fn(void *ctx, const struct mc_store_segment *seg)
 START_TEST(segment_foreach_lists_every_segment_in_id_order)
 {
 	struct mc_store *st = open_mem();
-	struct mc_store_segment a = { .uuid = { 0xa1 }, .host = "host-a",
-				      .address = "10.0.0.1", .port = 1,
+	struct mc_store_segment a = { .uuid = { 0xa1 },
+				      .host = "host-a",
+				      .address = "10.0.0.1",
+				      .port = 1,
 				      .protocol = "tcp" };
-	struct mc_store_segment b = { .uuid = { 0xb1 }, .host = "host-b",
-				      .address = "10.0.0.2", .port = 2,
+	struct mc_store_segment b = { .uuid = { 0xb1 },
+				      .host = "host-b",
+				      .address = "10.0.0.2",
+				      .port = 2,
 				      .protocol = "rdma" };
 	struct seg_list l = { 0 };
 
