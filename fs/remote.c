@@ -42,6 +42,9 @@ struct drop {
 	struct mc_ns_dropped d;
 };
 
+/* Entries of the order queue: a copy to make, or one made to announce. */
+#define ANNOUNCE_BIT (1ull << 63)
+
 struct mc_remote {
 	struct mc_fs *fs;
 	struct mc_transport *t;
@@ -146,6 +149,20 @@ out_close:
 	return err;
 }
 
+static void queue_order(struct mc_remote *r, uint64_t order)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->qtail - r->qhead < REMOTE_QUEUE) {
+		r->queue[r->qtail++ % REMOTE_QUEUE] = order;
+		pthread_cond_broadcast(&r->cond);
+	} else {
+		mc_log_ratelimited(MC_LOG_WARNING,
+				   "replicate: more than %d copy orders queued: dropping some; the master orders them again",
+				   REMOTE_QUEUE);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
 static int fetch_locked_out(struct mc_remote *r, uint64_t page_id, int *fdp)
 {
 	struct mc_fs *fs = r->fs;
@@ -185,16 +202,12 @@ static int fetch_locked_out(struct mc_remote *r, uint64_t page_id, int *fdp)
 		mc_pool_discard(fs->pool, page_id);
 		goto out;
 	}
-	err = mc_ns_add_replica(fs->ns, page_id);
-	if (err == -ENOENT) {
-		/* removed while it travelled: nobody may find it */
-		mc_pool_free(fs->pool, page_id);
-		goto out;
-	}
 	/*
-	 * Any other failure leaves an unrecorded copy: still good for this
-	 * open, and the next registration's holdings declare it.
+	 * Tell the master from the worker thread, not on the open's path: the
+	 * copy serves this open either way, and one left unrecorded (no
+	 * master right now) is declared by the next registration's holdings.
 	 */
+	queue_order(r, page_id | ANNOUNCE_BIT);
 	err = 0;
 out:
 	mc_reserve_return(fs->reserve, lent);
@@ -241,16 +254,21 @@ int mc_remote_fetch(struct mc_remote *r, uint64_t page_id, int *fdp)
 
 void mc_remote_replicate(struct mc_remote *r, uint64_t page_id)
 {
-	pthread_mutex_lock(&r->lock);
-	if (r->qtail - r->qhead < REMOTE_QUEUE) {
-		r->queue[r->qtail++ % REMOTE_QUEUE] = page_id;
-		pthread_cond_broadcast(&r->cond);
-	} else {
-		mc_log_ratelimited(MC_LOG_WARNING,
-				   "replicate: more than %d copy orders queued: dropping some; the master orders them again",
-				   REMOTE_QUEUE);
-	}
-	pthread_mutex_unlock(&r->lock);
+	queue_order(r, page_id & ~ANNOUNCE_BIT);
+}
+
+/* Record a copy made here; a page removed while it travelled is freed. */
+static void announce(struct mc_remote *r, uint64_t page_id)
+{
+	int err = mc_ns_add_replica(r->fs->ns, page_id);
+
+	if (err == -ENOENT)
+		mc_pool_free(r->fs->pool, page_id);
+	else if (err < 0)
+		mc_log_errno(MC_LOG_INFO, err,
+			     "fetch: copy of page %016" PRIx64
+			     " not recorded yet: the next registration declares it",
+			     page_id);
 }
 
 void mc_remote_drop(struct mc_remote *r, const struct mc_ns_dropped *d)
@@ -300,6 +318,11 @@ static void *worker_main(void *arg)
 		}
 		page_id = r->queue[r->qhead++ % REMOTE_QUEUE];
 		pthread_mutex_unlock(&r->lock);
+		if (page_id & ANNOUNCE_BIT) {
+			announce(r, page_id & ~ANNOUNCE_BIT);
+			pthread_mutex_lock(&r->lock);
+			continue;
+		}
 		err = mc_remote_fetch(r, page_id, &fd);
 		if (fd >= 0)
 			close(fd);	/* no room here: no copy either */

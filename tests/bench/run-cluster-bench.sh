@@ -15,8 +15,10 @@
 # from A's data server into a copy in B's pool), the second is local.  Then
 # mc-bench-tcp, between the same two namespaces, gives the anchor: raw TCP
 # (one recv of a whole page into a warm buffer) and the transport alone
-# (mc_fetch_page).  One discarded warm-up round runs first: this VM's first
-# touch of fresh memory is slow.  It prints the medians over the rounds:
+# (mc_fetch_page).  Before each round it waits for both daemons to have
+# filled their reserves (the free pool memory they keep written, so that
+# pages land in warm memory), and one discarded warm-up round runs first:
+# this VM's first touch of fresh memory is slow.  It prints the medians over the rounds:
 #
 #	write on A, first (remote) read on B, second (local) read on B:
 #	    GB/s, p50 and p99 ms per page
@@ -130,6 +132,28 @@ bench() {
 		fail "mc-bench-pages --phase $phase on $h (seed $seed): $(cat "$RES/bench.err")"
 }
 
+# settle: wait until both daemons' reserves stopped growing.  A daemon
+# writes its free pool memory once in the background (the reserve), so
+# that writes and fetches never fault in memory the host took back; a
+# measurement started before that is done measures this VM's first touch.
+settle() {
+	local h prev cur same t0=$SECONDS
+	for h in a b; do
+		prev=-1 same=0
+		while [ $((SECONDS - t0)) -lt 120 ]; do
+			cur=$(mc_host_status "$h" reserve_bytes)
+			if [ "$cur" = "$prev" ]; then
+				same=$((same + 1))
+				[ "$same" -ge 3 ] && break
+			else
+				same=0
+			fi
+			prev=$cur
+			sleep 0.5
+		done
+	done
+}
+
 # round SEED OUT: write on A, read on B twice, remove; JSON lines into OUT
 round() {
 	local seed=$1 out=$2 rx0 rx1 rx2
@@ -145,9 +169,12 @@ round() {
 	[ $((rx2 - rx1)) -lt $((ROUND_BYTES / 8)) ] ||
 		fail "B's reads of pages it holds received $((rx2 - rx1)) bytes on its link"
 	bench a unlink "$seed" >/dev/null || exit 1
+	settle
 }
 
 note "$PAGES pages x $PAGE_BYTES bytes, $ROUNDS rounds, pools of $SEGMENT_BYTES bytes"
+note "waiting for the pools' reserves to fill"
+settle
 note "warm-up round"
 round 999 /dev/null
 : >"$RES/fs.jsonl"
