@@ -201,6 +201,7 @@ int mc_cluster_start(struct mc_cluster *c)
 	struct mc_page_source src = {
 		.open = page_open,
 		.crc = page_crc,
+		.immutable = true,
 		.ctx = c->pool,
 	};
 	int r;

@@ -58,6 +58,8 @@
 
 /* How long a lookup waits for a closing writer's commit. */
 #define COMMIT_WAIT_NS (2ull * 1000000000ull)
+/* An OPEN this soon after its LOOKUP uses the attributes the lookup got. */
+#define LOOKED_UP_NS (100ull * 1000000ull)
 
 enum handle_kind {
 	HANDLE_PAGE,
@@ -571,6 +573,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	wait_for_closing(fs, parent, name);
 	r = mc_ns_lookup(fs->ns, parent, name, &a);
 	if (r == 0) {
+		if (S_ISREG(a.mode))
+			mc_lookup_cache_put(&fs->looked_up, &a,
+					    now_ns(CLOCK_MONOTONIC));
 		reply_entry(req, &a, fs->params.entry_timeout_s);
 		return;
 	}
@@ -1061,7 +1066,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	mc_inode_table_unlock(fs->itab);
 
-	r = mc_ns_getattr(fs->ns, ino, &a);
+	/*
+	 * In a cluster the kernel's LOOKUP just fetched these attributes from
+	 * the master: the OPEN right behind it uses them instead of asking
+	 * again (a page gone since is found out by the fetch, or by the DROP
+	 * that invalidates the name).
+	 */
+	if (mc_ns_is_cluster(fs->ns) && acc == O_RDONLY &&
+	    mc_lookup_cache_take(&fs->looked_up, ino, now_ns(CLOCK_MONOTONIC),
+				 LOOKED_UP_NS, &a) == 0)
+		r = 0;
+	else
+		r = mc_ns_getattr(fs->ns, ino, &a);
 	if (r == -ENOENT && acc == O_RDONLY && mc_graves_find(fs->graves, ino, &a) == 0) {
 		grave = true;	/* replaced a moment ago: read the old page */
 		r = 0;
@@ -1981,6 +1997,7 @@ int mc_fs_new(struct mc_fs **fsp, struct mc_ns *ns, struct mc_pool *pool,
 	fs->ns = ns;
 	fs->pool = pool;
 	fs->params = *params;
+	mc_lookup_cache_init(&fs->looked_up);
 	fs->hostname = strdup(params->hostname ? params->hostname : "localhost");
 	fs->params.hostname = fs->hostname;
 	fs->inval_ring = calloc(MC_FS_INVAL_RING, sizeof(*fs->inval_ring));
@@ -2031,6 +2048,7 @@ out_free:
 	mc_graves_free(fs->graves);
 	mc_reserve_free(fs->reserve);
 	mc_inode_table_free(fs->itab);
+	mc_lookup_cache_release(&fs->looked_up);
 	free(fs->inval_ring);
 	free(fs->hostname);
 	free(fs);
@@ -2072,6 +2090,7 @@ void mc_fs_free(struct mc_fs *fs)
 	mc_passthrough_free(fs->pt);
 	mc_inode_table_free(fs->itab);
 	pthread_mutex_destroy(&fs->evict_lock);
+	mc_lookup_cache_release(&fs->looked_up);
 	pthread_mutex_destroy(&fs->inval_lock);
 	pthread_cond_destroy(&fs->inval_cond);
 	free(fs->inval_ring);

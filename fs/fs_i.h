@@ -8,6 +8,7 @@
 
 #include "fs.h"
 #include "inode_table.h"
+#include "lookup_cache.h"
 #include "passthrough.h"
 
 struct fuse_session;
@@ -67,6 +68,7 @@ struct mc_fs {
 	struct mc_graves *graves;	/* replaced pages, freed a second later */
 	struct mc_reserve *reserve;	/* NULL without --resident */
 	struct mc_remote *remote;	/* fetches from other hosts; NULL alone */
+	struct mc_lookup_cache looked_up; /* for the OPEN after a LOOKUP */
 };
 
 /* Evict until `want` more bytes fit under the watermark (waits its turn). */

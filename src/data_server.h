@@ -12,6 +12,7 @@
 #ifndef MC_DATA_SERVER_H
 #define MC_DATA_SERVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Where the server finds pages: the pool, or a directory in tests. */
@@ -29,6 +30,11 @@ struct mc_page_source {
 	 * remembered).
 	 */
 	int (*crc)(void *ctx, int fd, uint32_t *crc32c);
+	/*
+	 * True when a page's file never shrinks while open (a pool of
+	 * write-once pages): the server may then send from a mapping.
+	 */
+	bool immutable;
 	void *ctx;
 };
 

@@ -783,6 +783,28 @@ out_unlock:
 	return r;
 }
 
+int mc_wire_conn_send_buf(struct mc_wire_conn *c, const struct mc_wire_msg *m,
+			  uint64_t id, const void *data, uint64_t len)
+{
+	int r;
+
+	if (len > SIZE_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&c->send_lock);
+	r = append_locked(c, m, id);
+	if (r < 0)
+		goto out_unlock;
+	r = flush_locked(c, len ? MSG_MORE : 0);
+	if (r < 0 || len == 0)
+		goto out_unlock;
+	r = send_all(c->fd, data, (size_t)len, 0);
+	if (r < 0)
+		c->send_err = r;
+out_unlock:
+	pthread_mutex_unlock(&c->send_lock);
+	return r;
+}
+
 /* ---------------------------------------------------------------- hello */
 
 static void log_refusal(const struct mc_wire_conn *c, uint16_t min,

@@ -207,7 +207,11 @@ static int serve(const struct opts *o)
 	struct mc_data_server_params sp = { .address = o->address,
 					    .port = o->port };
 	struct dir_source src;
-	struct mc_page_source ps = { .open = dir_open, .ctx = &src };
+	struct mc_page_source ps = {
+		.open = dir_open,
+		.immutable = true,
+		.ctx = &src,
+	};
 	struct mc_data_server *s = NULL;
 	int lfd = -1, r;
 

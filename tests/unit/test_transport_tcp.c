@@ -86,7 +86,12 @@ static int dir_open(void *ctx, uint64_t page_id, int *fd, uint64_t *size)
 	return 0;
 }
 
-static struct mc_page_source source = { .open = dir_open, .ctx = &dirfd_ };
+/* the daemon's own setting: page files never shrink, sent from a mapping */
+static struct mc_page_source source = {
+	.open = dir_open,
+	.immutable = true,
+	.ctx = &dirfd_,
+};
 
 static void start_server(const struct mc_data_server_params *p)
 {
