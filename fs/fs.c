@@ -1407,7 +1407,7 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 	struct mc_inode *old = NULL;
 	char name[MC_NAME_MAX + 1];
 	uint64_t lent = in->lent, page = in->attr.page_id;
-	bool in_pages = false;
+	bool in_pages = false, deferred = false;
 	struct mc_ns_commit c;
 	struct stat st;
 	int err0 = in->error, r = err0;
@@ -1446,6 +1446,12 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 	mc_inode_table_lock(fs->itab);
 	if (r == 0)
 		r = mc_ns_commit(fs->ns, &c, &replaced);
+	/*
+	 * The master is away (or slow) and the writer's close has returned:
+	 * keep the page and commit it when the master answers again.
+	 */
+	deferred = (r == -EHOSTDOWN || r == -ETIMEDOUT) && fs->remote &&
+		   in_pages;
 	if (r == 0) {
 		in->attr.size = c.size;
 		in->attr.mtime_ns = in->attr.ctime_ns = c.mtime_ns;
@@ -1477,6 +1483,12 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 		 * just committed would be the only candidate, a loss the writer
 		 * never hears of.  The next create makes room instead.
 		 */
+	} else if (deferred && mc_pool_uncommit(fs->pool, page) == 0) {
+		/*
+		 * Back in pending/: the holdings a new session declares do
+		 * not list it, so the master cannot have it freed.
+		 */
+		mc_remote_defer_commit(fs->remote, &c);
 	} else {
 		if (in_pages)
 			mc_pool_free(fs->pool, page);

@@ -17,9 +17,11 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fetch.h"
@@ -42,6 +44,13 @@ struct drop {
 	struct mc_ns_dropped d;
 };
 
+struct deferred {
+	struct deferred *next;
+	struct mc_ns_commit c;		/* c.name points at name */
+	char name[MC_NAME_MAX + 1];
+	uint64_t until_ns;		/* monotonic: give up after */
+};
+
 /* Entries of the order queue: a copy to make, or one made to announce. */
 #define ANNOUNCE_BIT (1ull << 63)
 
@@ -54,6 +63,7 @@ struct mc_remote {
 	uint64_t queue[REMOTE_QUEUE];	/* protected by lock */
 	unsigned qhead, qtail;		/* protected by lock */
 	struct drop *drops, **drops_tail; /* protected by lock */
+	struct deferred *deferred;	/* protected by lock */
 	bool stop;			/* protected by lock */
 	bool running;
 	pthread_t worker;
@@ -91,6 +101,15 @@ void mc_remote_free(struct mc_remote *r)
 		struct drop *d = r->drops;
 
 		r->drops = d->next;
+		free(d);
+	}
+	while (r->deferred) {
+		struct deferred *d = r->deferred;
+
+		r->deferred = d->next;
+		mc_log(MC_LOG_WARNING,
+		       "commit: page '%s' never reached the master before the daemon stopped: its bytes stay in the pool until the next start declares them",
+		       d->name);
 		free(d);
 	}
 	pthread_cond_destroy(&r->cond);
@@ -292,6 +311,91 @@ void mc_remote_drop(struct mc_remote *r, const struct mc_ns_dropped *d)
 	pthread_mutex_unlock(&r->lock);
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void mc_remote_defer_commit(struct mc_remote *r, const struct mc_ns_commit *c)
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+
+	if (!d) {
+		mc_pool_discard(r->fs->pool, c->page_id);
+		mc_log(MC_LOG_ERR,
+		       "commit: out of memory while the master is away: page '%s' is dropped; write it again",
+		       c->name);
+		return;
+	}
+	d->c = *c;
+	snprintf(d->name, sizeof(d->name), "%s", c->name);
+	d->c.name = d->name;
+	d->until_ns = mono_ns() + MC_REMOTE_DEFER_NS;
+	mc_log(MC_LOG_NOTICE,
+	       "commit: the master did not take page '%s': it is kept and committed when the master answers again",
+	       d->name);
+	pthread_mutex_lock(&r->lock);
+	d->next = r->deferred;
+	r->deferred = d;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Try each deferred commit once; called without the lock. */
+static void retry_deferred(struct mc_remote *r)
+{
+	struct deferred *list, *d, *keep = NULL;
+	struct mc_ns_dropped replaced;
+	int err;
+
+	pthread_mutex_lock(&r->lock);
+	list = r->deferred;
+	r->deferred = NULL;
+	pthread_mutex_unlock(&r->lock);
+	while ((d = list) != NULL) {
+		list = d->next;
+		memset(&replaced, 0, sizeof(replaced));
+		/*
+		 * The file waits in pending/ and moves to pages/ once the
+		 * master took it: a reader sent here a moment too early is
+		 * refused and retries.
+		 */
+		err = mc_ns_commit(r->fs->ns, &d->c, &replaced);
+		if (err == -EEXIST)
+			err = 0;	/* it landed before: the answer was lost */
+		if (err == 0)
+			err = mc_pool_commit(r->fs->pool, d->c.page_id);
+		if ((err == -EHOSTDOWN || err == -ETIMEDOUT) &&
+		    mono_ns() < d->until_ns) {
+			d->next = keep;
+			keep = d;
+			continue;
+		}
+		if (err == 0) {
+			mc_log(MC_LOG_NOTICE, "commit: page '%s' committed late",
+			       d->name);
+			if (replaced.ino)
+				mc_fs_drop_now(r->fs, &replaced);
+		} else {
+			mc_pool_discard(r->fs->pool, d->c.page_id);
+			mc_log_errno(MC_LOG_WARNING, err,
+				     "commit: page '%s' could not be committed after its writer closed it: it is dropped; write it again",
+				     d->name);
+		}
+		free(d);
+	}
+	pthread_mutex_lock(&r->lock);
+	while ((d = keep) != NULL) {
+		keep = d->next;
+		d->next = r->deferred;
+		r->deferred = d;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
 static void *worker_main(void *arg)
 {
 	struct mc_remote *r = arg;
@@ -311,6 +415,26 @@ static void *worker_main(void *arg)
 			free(d);
 			pthread_mutex_lock(&r->lock);
 			continue;
+		}
+		if (r->deferred) {
+			struct timespec ts;
+
+			/* a few tries a second while the master is away */
+			pthread_mutex_unlock(&r->lock);
+			retry_deferred(r);
+			pthread_mutex_lock(&r->lock);
+			if (r->deferred && r->qhead == r->qtail && !r->drops &&
+			    !r->stop) {
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_nsec += 250000000;
+				if (ts.tv_nsec >= 1000000000) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+			}
+			if (r->qhead == r->qtail)
+				continue;
 		}
 		if (r->qhead == r->qtail) {
 			pthread_cond_wait(&r->cond, &r->lock);

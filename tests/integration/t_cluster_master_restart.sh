@@ -81,8 +81,13 @@ hold c holder_c "${ON_B[@]}" --pages 4
 # t_cluster_rw checks that this is so when close() returns)
 cp "$SRC" "$A/last.bin" || fail "cp last.bin into A"
 mc_wait_for 3 test -f "$B/last.bin" || fail "last.bin closed on A is not seen on B within 3 s"
+# and one written while the master lives but closed after its kill: its
+# commit finds no master, so it is kept and made when the master is back
+exec {late_fd}>"$A/late.bin" || fail "create late.bin on A"
+cat "$SRC" >&"$late_fd" || fail "write late.bin on A"
 mc_master_kill9
 note "master killed"
+exec {late_fd}>&-
 
 # --- the master is away ----------------------------------------------------------
 
@@ -146,6 +151,9 @@ for h in a b c; do
 	cmp "$SRC" "$(mc_host_mnt "$h")/plain.bin" || fail "plain.bin differs on $h after the master's restart"
 	cmp "$SRC" "$(mc_host_mnt "$h")/last.bin" ||
 		fail "last.bin, committed just before the master's kill, differs or is gone on $h: $(grep last.bin "$(mc_host_log a)" | tail -n 1)"
+	mc_wait_for 5 test -f "$(mc_host_mnt "$h")/late.bin" ||
+		fail "late.bin, closed while the master was away, is not on $h 5 s after the restart: $(grep late.bin "$(mc_host_log a)" | tail -n 2)"
+	cmp "$SRC" "$(mc_host_mnt "$h")/late.bin" || fail "late.bin differs on $h"
 	[ ! -e "$(kv "$h")/new-while-away.bin" ] || fail "the create refused while the master was away exists on $h"
 done
 # and new pages work
