@@ -223,7 +223,7 @@ int mc_cluster_start(struct mc_cluster *c)
 			       CLUSTER_REGISTER_WAIT_MS);
 	if (r < 0)
 		mc_log_errno(MC_LOG_ERR, r,
-			     "cluster: cannot start the master client: out of threads?");
+			     "cluster: cannot start the master client's threads: check the thread limit (ulimit -u)");
 	return r;
 }
 

@@ -1142,8 +1142,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fd = fetched >= 0 ? fetched :
 				    mc_pool_open_page(fs->pool, a.page_id, O_RDONLY);
 		fetched = -1;
-		if (fd == -ENOENT && mc_ns_getattr(fs->ns, ino, &a) == -ENOENT) {
-			/* replaced or evicted since the getattr above */
+		/*
+		 * Replaced or evicted since the getattr above.  In a cluster
+		 * the page may also live on while this host's copy (fetched a
+		 * moment ago, or found above) was evicted or dropped since:
+		 * the kernel's second look fetches it again, where EIO would
+		 * call a healthy page lost.
+		 */
+		if (fd == -ENOENT &&
+		    (fs->remote || mc_ns_getattr(fs->ns, ino, &a) == -ENOENT)) {
 			mc_inode_table_unlock(fs->itab);
 			free(h);
 			reply_err(req, -ESTALE);
@@ -1410,7 +1417,8 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 	bool in_pages = false, deferred = false;
 	struct mc_ns_commit c;
 	struct stat st;
-	int err0 = in->error, r = err0;
+	bool cluster = mc_ns_is_cluster(fs->ns);
+	int err0 = in->error, r = err0, r2;
 
 	snprintf(name, sizeof(name), "%s", in->name ? in->name : "");
 	memset(&replaced, 0, sizeof(replaced));
@@ -1419,7 +1427,12 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 		r = -errno;
 	if (r == 0 && (uint64_t)st.st_size > fs->params.max_page_size)
 		r = -EFBIG;
-	if (r == 0) {
+	/*
+	 * In a cluster the file leaves pending/ only once the master took it
+	 * (below): a new session's HOLDINGS lists pages/, and the master,
+	 * with no record of the page yet, would have it freed mid-commit.
+	 */
+	if (r == 0 && !cluster) {
 		r = mc_pool_commit(fs->pool, page);
 		in_pages = r == 0;
 	}
@@ -1435,7 +1448,7 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 		c.mtime_ns = now_ns(CLOCK_REALTIME);
 	}
 	/* other hosts check what they fetch against this */
-	if (r == 0 && mc_ns_is_cluster(fs->ns)) {
+	if (r == 0 && cluster) {
 		r = page_crc32c(in->fd, c.size, &c.crc32c);
 		/* kept with the file for the data server; it can compute it */
 		if (r == 0)
@@ -1446,12 +1459,22 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 	mc_inode_table_lock(fs->itab);
 	if (r == 0)
 		r = mc_ns_commit(fs->ns, &c, &replaced);
+	if (r == 0 && cluster) {
+		/* a peer sent here a moment early was refused and retries */
+		r2 = mc_pool_commit(fs->pool, page);
+		in_pages = r2 == 0;
+		if (r2 < 0)
+			mc_log_errno(MC_LOG_ERR, r2,
+				     "pool: cannot move page '%s' to '%s/pages' after its commit: other hosts cannot read it; check the pool directory",
+				     name, mc_pool_dir(fs->pool));
+	}
 	/*
 	 * The master is away (or slow) and the writer's close has returned:
-	 * keep the page and commit it when the master answers again.
+	 * keep the page (in pending/, so no new session's HOLDINGS lists it
+	 * for the master to free) and commit it when the master answers.
 	 */
-	deferred = (r == -EHOSTDOWN || r == -ETIMEDOUT) && fs->remote &&
-		   in_pages;
+	deferred = err0 == 0 && (r == -EHOSTDOWN || r == -ETIMEDOUT) &&
+		   fs->remote && !in_pages;
 	if (r == 0) {
 		in->attr.size = c.size;
 		in->attr.mtime_ns = in->attr.ctime_ns = c.mtime_ns;
@@ -1483,11 +1506,7 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 		 * just committed would be the only candidate, a loss the writer
 		 * never hears of.  The next create makes room instead.
 		 */
-	} else if (deferred && mc_pool_uncommit(fs->pool, page) == 0) {
-		/*
-		 * Back in pending/: the holdings a new session declares do
-		 * not list it, so the master cannot have it freed.
-		 */
+	} else if (deferred) {
 		mc_remote_defer_commit(fs->remote, &c);
 	} else {
 		if (in_pages)

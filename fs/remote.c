@@ -107,8 +107,13 @@ void mc_remote_free(struct mc_remote *r)
 		struct deferred *d = r->deferred;
 
 		r->deferred = d->next;
+		/*
+		 * It waits in pending/, which the next start empties (an
+		 * unfinished write): free its memory now rather than then.
+		 */
+		mc_pool_discard(r->fs->pool, d->c.page_id);
 		mc_log(MC_LOG_WARNING,
-		       "commit: page '%s' never reached the master before the daemon stopped: its bytes stay in the pool until the next start declares them",
+		       "commit: page '%s' never reached the master before the daemon stopped: it is dropped; write it again",
 		       d->name);
 		free(d);
 	}

@@ -20,7 +20,14 @@
  * hand out replies, and a sender blocked on a full socket must not stop
  * the reads that would drain the other side.  A sender takes a reference
  * (conn_get); the session thread closes a connection only once the
- * references are back.
+ * references are back.  Sends stay bounded by the call timeout (only the
+ * session's reads wait forever), and a send that fails shuts the
+ * connection down, so a master that stops reading costs a reconnect,
+ * never a worker stuck in send(2).
+ *
+ * A new session replays the pins of open files before anyone else may
+ * send on it (c->replaying): an EVICT or UNPIN overtaking them would
+ * let the master drop or keep the wrong pages.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,7 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +58,7 @@
 struct waiter {
 	struct waiter *next;
 	uint64_t id;
+	uint16_t type;		/* the reply expected: request type | REPLY */
 	bool done;
 	int status;		/* connection-level result when done */
 	struct mc_wire_msg reply;
@@ -74,7 +84,9 @@ struct ns_client {
 	struct mc_wire_conn *conn;	/* NULL while disconnected */
 	unsigned senders;		/* threads sending on conn right now */
 	bool registered;
+	bool replaying;		/* the session thread sends the pins first */
 	bool stopping;
+	uint64_t session;	/* counts registrations */
 	bool warned_down;		/* said once that the master is away */
 	uint64_t next_id;
 	uint64_t heartbeat_ms;
@@ -84,6 +96,7 @@ struct ns_client {
 	struct mc_wire_touch_item touches[CLIENT_TOUCH_BATCH];
 	unsigned ntouches;
 	struct pin *pins[CLIENT_PIN_BUCKETS];
+	uint64_t npins;			/* sum of the pins' counts */
 
 	pthread_t session_thread, heartbeat_thread;
 	bool session_running, heartbeat_running;
@@ -123,6 +136,9 @@ static int cond_init_monotonic(pthread_cond_t *cond)
 /* The registered connection, held until conn_put_locked(); NULL if none. */
 static struct mc_wire_conn *conn_get_locked(struct ns_client *c)
 {
+	/* a new session's pin replay goes out before anything else */
+	while (c->replaying)
+		pthread_cond_wait(&c->state_cond, &c->lock);
 	if (!c->registered || !c->conn)
 		return NULL;
 	c->senders++;
@@ -133,6 +149,23 @@ static void conn_put_locked(struct ns_client *c)
 {
 	if (--c->senders == 0)
 		pthread_cond_broadcast(&c->state_cond);
+}
+
+/* An encoder's refusal leaves the stream whole; anything else loses it. */
+static bool send_failed(int r)
+{
+	return r < 0 && r != -EINVAL && r != -EMSGSIZE && r != -ENOSYS;
+}
+
+/*
+ * A send that failed (timed out half-way, or hit a dead socket) lost the
+ * stream, but the session thread may sit in a read that never ends: shut
+ * the connection down so that it reconnects.  conn is held by the caller.
+ */
+static void conn_lost(struct mc_wire_conn *conn, int r)
+{
+	if (send_failed(r))
+		mc_wire_conn_shutdown(conn);
 }
 
 /*
@@ -160,18 +193,20 @@ static int call(struct ns_client *c, const struct mc_wire_msg *req,
 		return -EHOSTDOWN;
 	}
 	w.id = ++c->next_id;
+	w.type = req->type | MC_WIRE_REPLY;
 	w.next = c->waiters;
 	c->waiters = &w;
 	pthread_mutex_unlock(&c->lock);
+	/* the timeout bounds the whole call, a slow send included */
+	deadline_in(&dl, c->p.timeout_ms);
 	r = mc_wire_conn_send(conn, req, w.id);
+	conn_lost(conn, r);
 	pthread_mutex_lock(&c->lock);
 	conn_put_locked(c);
 	if (r < 0 && !w.done) {
-		/* the session thread notices the broken socket itself */
 		w.done = true;
-		w.status = r == -EINVAL || r == -EMSGSIZE ? r : -EHOSTDOWN;
+		w.status = send_failed(r) ? -EHOSTDOWN : r;
 	}
-	deadline_in(&dl, c->p.timeout_ms);
 	while (!w.done) {
 		if (pthread_cond_timedwait(&w.cond, &c->lock, &dl) == ETIMEDOUT &&
 		    !w.done) {
@@ -191,7 +226,7 @@ static int call(struct ns_client *c, const struct mc_wire_msg *req,
 		mc_wire_msg_release(&w.reply);
 		if (w.status == -ETIMEDOUT)
 			mc_log_ratelimited(MC_LOG_WARNING,
-					   "master: no answer to %s from '%s:%u' within %u ms: is it overloaded or stopped?",
+					   "master: no answer to %s from '%s:%u' within %u ms: check that it runs and is not overloaded",
 					   mc_wire_type_name(req->type),
 					   c->master_host, c->master_port,
 					   c->p.timeout_ms);
@@ -213,7 +248,7 @@ static void send_async(struct ns_client *c, const struct mc_wire_msg *m)
 	pthread_mutex_unlock(&c->lock);
 	if (!conn)
 		return;
-	(void)mc_wire_conn_send(conn, m, id);
+	conn_lost(conn, mc_wire_conn_send(conn, m, id));
 	pthread_mutex_lock(&c->lock);
 	conn_put_locked(c);
 	pthread_mutex_unlock(&c->lock);
@@ -229,6 +264,9 @@ static void deliver(struct ns_client *c, const struct mc_wire_header *h,
 	for (w = c->waiters; w; w = w->next)
 		if (w->id == h->id && !w->done)
 			break;
+	/* a reply of another type would be read as the wrong union member */
+	if (w && decode_status == 0 && h->type != w->type)
+		decode_status = -EBADMSG;
 	if (w) {
 		if (decode_status < 0) {
 			memset(&w->reply, 0, sizeof(w->reply));
@@ -271,7 +309,7 @@ static void answer(struct mc_wire_conn *conn, const struct mc_wire_header *h,
 	memset(&rep, 0, sizeof(rep));
 	rep.type = h->type | MC_WIRE_REPLY;
 	rep.status = status;
-	(void)mc_wire_conn_send(conn, &rep, h->id);
+	conn_lost(conn, mc_wire_conn_send(conn, &rep, h->id));
 }
 
 static void serve_request(struct ns_client *c, struct mc_wire_conn *conn,
@@ -310,7 +348,7 @@ static void serve_request(struct ns_client *c, struct mc_wire_conn *conn,
  * registration), serving the master's requests that come first.
  */
 static int session_wait(struct ns_client *c, struct mc_wire_conn *conn,
-			uint64_t id, struct mc_wire_msg *reply)
+			uint64_t id, uint16_t type, struct mc_wire_msg *reply)
 {
 	struct mc_wire_header h;
 	struct mc_wire_msg m;
@@ -329,6 +367,11 @@ static int session_wait(struct ns_client *c, struct mc_wire_conn *conn,
 			mc_wire_msg_release(&m);
 			continue;
 		}
+		if (ds == 0 && h.type != (type | MC_WIRE_REPLY)) {
+			/* read as the wrong union member, it could crash us */
+			mc_wire_msg_release(&m);
+			return -EBADMSG;
+		}
 		if (ds < 0)
 			return ds;
 		*reply = m;
@@ -346,7 +389,7 @@ static int session_call(struct ns_client *c, struct mc_wire_conn *conn,
 	r = mc_wire_conn_send(conn, req, id);
 	if (r < 0)
 		return r;
-	return session_wait(c, conn, id, reply);
+	return session_wait(c, conn, id, req->type, reply);
 }
 
 struct holdings_batch {
@@ -394,40 +437,57 @@ static int holdings_emit(void *ctx, uint64_t page_id)
 	return 0;
 }
 
-/* Re-declare the pins of files open here: a restarted master lost them. */
-static int replay_pins(struct ns_client *c, struct mc_wire_conn *conn,
-		       uint64_t *next_id)
+/*
+ * The pins of files open here, once per count, for the new session (a
+ * restarted master lost them): taken in the critical section that makes
+ * the session usable, so a pin is either in it or sent by its caller
+ * later.  *nidsp 0 and NULL when there are none, or on ENOMEM (logged).
+ */
+static uint64_t *pins_snapshot_locked(struct ns_client *c, uint64_t *nidsp)
 {
-	uint64_t ids[MC_WIRE_MAX_BATCH];
+	uint64_t *ids, n = 0;
+
+	*nidsp = 0;
+	if (c->npins == 0)
+		return NULL;
+	ids = malloc(c->npins * sizeof(*ids));
+	if (!ids) {
+		mc_log(MC_LOG_ERR,
+		       "master: out of memory re-declaring the %" PRIu64
+		       " pages open here: they may be evicted while open",
+		       c->npins);
+		return NULL;
+	}
+	for (unsigned b = 0; b < CLIENT_PIN_BUCKETS; b++)
+		for (struct pin *p = c->pins[b]; p; p = p->next)
+			for (uint64_t k = 0; k < p->count && n < c->npins; k++)
+				ids[n++] = p->ino;
+	*nidsp = n;
+	return ids;
+}
+
+/* Send the snapshot as PINs (their replies are read and dropped). */
+static int replay_pins(struct mc_wire_conn *conn, const uint64_t *ids,
+		       uint64_t nids, uint64_t *next_id)
+{
 	struct mc_wire_msg req;
-	uint32_t n = 0;
 	int r = 0;
 
 	memset(&req, 0, sizeof(req));
 	req.type = MC_WIRE_PIN;
-	pthread_mutex_lock(&c->lock);
-	for (unsigned b = 0; b < CLIENT_PIN_BUCKETS && r == 0; b++) {
-		for (struct pin *p = c->pins[b]; p && r == 0; p = p->next) {
-			ids[n++] = p->ino;
-			if (n == MC_WIRE_MAX_BATCH) {
-				req.u.ids.count = n;
-				req.u.ids.ids = ids;
-				r = mc_wire_conn_send(conn, &req, (*next_id)++);
-				n = 0;
-			}
-		}
-	}
-	if (r == 0 && n > 0) {
-		req.u.ids.count = n;
-		req.u.ids.ids = ids;
+	for (uint64_t i = 0; i < nids && r == 0; i += req.u.ids.count) {
+		req.u.ids.count = nids - i < MC_WIRE_MAX_BATCH ?
+					  (uint32_t)(nids - i) :
+					  MC_WIRE_MAX_BATCH;
+		req.u.ids.ids = (uint64_t *)(ids + i);
 		r = mc_wire_conn_send(conn, &req, (*next_id)++);
 	}
-	pthread_mutex_unlock(&c->lock);
 	return r;
 }
 
-/* Connect, say hello, register, declare holdings and pins. */
-static int session_open(struct ns_client *c, struct mc_wire_conn **connp)
+/* Connect, say hello, register, declare holdings. */
+static int session_open(struct ns_client *c, struct mc_wire_conn **connp,
+			uint64_t *next_idp)
 {
 	struct mc_wire_conn *conn = NULL;
 	struct holdings_batch *b = NULL;
@@ -464,7 +524,7 @@ static int session_open(struct ns_client *c, struct mc_wire_conn **connp)
 	r = session_call(c, conn, &req, id++, &rep);
 	if (r < 0) {
 		mc_log_errno(MC_LOG_ERR, r,
-			     "master: '%s:%u' refused to register this host's pool",
+			     "master: '%s:%u' refused to register this host's pool: see the master's log; retrying",
 			     c->master_host, c->master_port);
 		goto out;
 	}
@@ -494,21 +554,15 @@ static int session_open(struct ns_client *c, struct mc_wire_conn **connp)
 		r = holdings_send(b, true);
 	if (r < 0) {
 		mc_log_errno(MC_LOG_ERR, r,
-			     "master: cannot declare the pages this host holds to '%s:%u'",
+			     "master: cannot declare the pages this host holds to '%s:%u': retrying",
 			     c->master_host, c->master_port);
 		goto out;
 	}
-	id = b->next_id;
-	r = replay_pins(c, conn, &id);
-	if (r < 0)
-		goto out;
 	mc_log(MC_LOG_NOTICE,
 	       "master: registered with '%s:%u' as segment %" PRIu64
 	       " (%" PRIu64 " pages held here)",
 	       c->master_host, c->master_port, c->ns.segment, b->sent);
-	pthread_mutex_lock(&c->lock);
-	c->next_id = id;
-	pthread_mutex_unlock(&c->lock);
+	*next_idp = b->next_id;
 	*connp = conn;
 	conn = NULL;
 out:
@@ -520,12 +574,18 @@ out:
 /* Read frames until the connection ends. */
 static int session_read(struct ns_client *c, struct mc_wire_conn *conn)
 {
+	struct timeval forever = { 0 };
 	struct mc_wire_header h;
 	struct mc_wire_msg m;
 	int ds, r;
 
-	/* waits are bounded by each caller's own deadline, not the socket's */
-	mc_wire_conn_set_timeout(conn, 0);
+	/*
+	 * Reads are bounded by each caller's own deadline, not the socket's.
+	 * Sends keep the timeout: a master that stops reading must not
+	 * hold a worker (or this thread, answering a DROP) in send(2).
+	 */
+	(void)setsockopt(mc_wire_conn_fd(conn), SOL_SOCKET, SO_RCVTIMEO,
+			 &forever, sizeof(forever));
 	for (;;) {
 		memset(&m, 0, sizeof(m));
 		r = mc_wire_conn_recv(conn, &h, &m, &ds);
@@ -553,13 +613,24 @@ static void *session_main(void *arg)
 	struct ns_client *c = arg;
 	unsigned backoff = CLIENT_BACKOFF_MIN_MS;
 	struct mc_wire_conn *conn;
+	uint64_t next_id, *pins, npins;
 	struct timespec dl;
 	int r;
 
 	while (!stopping(c)) {
-		r = session_open(c, &conn);
+		r = session_open(c, &conn, &next_id);
 		if (r == 0) {
 			pthread_mutex_lock(&c->lock);
+			if (c->stopping) {
+				/*
+				 * stop() found no connection to shut down
+				 * while this one was being made: reading it
+				 * would wait forever
+				 */
+				pthread_mutex_unlock(&c->lock);
+				mc_wire_conn_close(conn);
+				break;
+			}
 			if (c->warned_down)
 				mc_log(MC_LOG_NOTICE,
 				       "master: '%s:%u' is back: opens work again",
@@ -567,6 +638,16 @@ static void *session_main(void *arg)
 			c->warned_down = false;
 			c->conn = conn;
 			c->registered = true;
+			c->replaying = true;
+			c->session++;
+			pins = pins_snapshot_locked(c, &npins);
+			pthread_mutex_unlock(&c->lock);
+			r = replay_pins(conn, pins, npins, &next_id);
+			free(pins);
+			conn_lost(conn, r);
+			pthread_mutex_lock(&c->lock);
+			c->next_id = next_id;
+			c->replaying = false;
 			pthread_cond_broadcast(&c->state_cond);
 			pthread_cond_broadcast(&c->hb_cond);
 			pthread_mutex_unlock(&c->lock);
@@ -609,6 +690,7 @@ static void *heartbeat_main(void *arg)
 	struct ns_client *c = arg;
 	struct mc_wire_msg req, rep;
 	struct timespec dl;
+	uint64_t session;
 	int r;
 
 	pthread_mutex_lock(&c->lock);
@@ -627,6 +709,7 @@ static void *heartbeat_main(void *arg)
 		memset(&req, 0, sizeof(req));
 		req.type = MC_WIRE_HEARTBEAT;
 		req.u.heartbeat.segment_id = c->ns.segment;
+		session = c->session;
 		pthread_mutex_unlock(&c->lock);
 		if (c->p.usage)
 			c->p.usage(c->p.ctx, &req.u.heartbeat.used_bytes,
@@ -634,7 +717,8 @@ static void *heartbeat_main(void *arg)
 		r = call(c, &req, &rep);
 		mc_wire_msg_release(&rep);
 		pthread_mutex_lock(&c->lock);
-		if (r == -ENOENT && c->conn) {
+		/* not a newer session that registered meanwhile */
+		if (r == -ENOENT && c->conn && c->session == session) {
 			/* declared dead meanwhile: register again */
 			mc_log(MC_LOG_WARNING,
 			       "master: '%s:%u' had declared this host dead: registering again",
@@ -1038,12 +1122,14 @@ static void client_pin(struct mc_ns *ns, uint64_t ino)
 	pp = pin_slot_locked(c, ino);
 	if (*pp) {
 		(*pp)->count++;
+		c->npins++;
 	} else {
 		p = calloc(1, sizeof(*p));
 		if (p) {
 			p->ino = ino;
 			p->count = 1;
 			*pp = p;
+			c->npins++;
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -1058,9 +1144,12 @@ static void client_unpin(struct mc_ns *ns, uint64_t ino)
 	pthread_mutex_lock(&c->lock);
 	pp = pin_slot_locked(c, ino);
 	p = *pp;
-	if (p && --p->count == 0) {
-		*pp = p->next;
-		free(p);
+	if (p) {
+		c->npins--;
+		if (--p->count == 0) {
+			*pp = p->next;
+			free(p);
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	send_pin(c, MC_WIRE_UNPIN, ino);

@@ -698,16 +698,6 @@ int mc_pool_commit(struct mc_pool *pool, uint64_t id)
 	return 0;
 }
 
-int mc_pool_uncommit(struct mc_pool *pool, uint64_t id)
-{
-	char name[POOL_NAME_LEN];
-
-	page_name(id, name);
-	if (renameat(pool->pages_fd, name, pool->pending_fd, name) < 0)
-		return -errno;
-	return 0;
-}
-
 int mc_pool_discard(struct mc_pool *pool, uint64_t id)
 {
 	char name[POOL_NAME_LEN];

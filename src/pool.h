@@ -59,11 +59,6 @@ int mc_pool_create(struct mc_pool *pool, uint64_t id);
 /* Move pending/<id> to pages/<id>: 0 or -errno. */
 int mc_pool_commit(struct mc_pool *pool, uint64_t id);
 
-/*
- * Move a committed page back to pending/ (its commit to the namespace
- * failed and will be retried): 0 or -errno.
- */
-int mc_pool_uncommit(struct mc_pool *pool, uint64_t id);
 
 /* Remove pending/<id> (a write given up): 0 or -errno; -ENOENT is 0. */
 int mc_pool_discard(struct mc_pool *pool, uint64_t id);
