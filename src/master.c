@@ -8,7 +8,9 @@
  *                 so a pipelining client gets many replies per write;
  *                 COMMITs pipelined back to back are written in one store
  *                 transaction (on_commit()), since a transaction each
- *                 would be bound by the WAL writes;
+ *                 would be bound by the WAL writes; an EVICT may wait
+ *                 up to MASTER_EVICT_WAIT_MS on m->moved_cond for its
+ *                 segment's pages to land on another (on_evict());
  *   housekeeper   wakes every tick (a fraction of the heartbeat) or when
  *                 there is mail: declares silent segments dead, sends the
  *                 master's own requests (DROP, REPLICATE), writes the LRU
@@ -18,7 +20,10 @@
  * means for other daemons (DROP a page they hold, REPLICATE a page) goes
  * into the target segment's outbox and the housekeeper sends it, so a slow
  * or stuck daemon can delay only the housekeeper, bounded by the send
- * timeout, never another daemon's requests.
+ * timeout, never another daemon's requests.  A full segment's pages move
+ * to one with room the same way: REPLICATE to the target, and when its
+ * ADD_REPLICA comes, a DROP of the old copy (or the old segment's waiting
+ * EVICT reply carries it).
  *
  * Lock order:  m->seg_rwlock  ->  m->lock
  *              m->seg_rwlock  ->  the store's st->lock
@@ -32,8 +37,8 @@
  * (inside mc_wire_conn_queue/send) is a leaf, taken with none of these
  * held: replies are queued after the store call, and the housekeeper lets
  * go of m->lock to send an outbox, holding a reference on the connection,
- * so a stuck daemon never blocks the registry.  doc/locking.md has the
- * whole picture.
+ * so a stuck daemon never blocks the registry.  m->moved_cond is waited
+ * on with m->lock alone.  doc/locking.md has the whole picture.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,6 +76,26 @@
 /* A page asked to be copied is not asked again for this long. */
 #define MASTER_RECENT_MS 10000
 #define MASTER_RECENT_SLOTS 4096
+/*
+ * Pages moving off a segment that asked for room (on_evict()), at most,
+ * and how long one may take to land before it is forgotten: its segment
+ * keeps the copy, and its next EVICT decides again.
+ */
+#define MASTER_MOVES_MAX 1024
+#define MASTER_MOVE_MS 30000
+/*
+ * A segment takes moved pages up to this share of its capacity (percent),
+ * counting what its last heartbeat said, what is on its way to it and what
+ * landed since: below the daemons' default high watermark (0.9), so pages
+ * moved there do not make it evict in turn.
+ */
+#define MASTER_MOVE_FILL_PCT 85
+/*
+ * An EVICT from a segment whose pages are still moving waits this long at
+ * most (and never longer than a heartbeat period, which it delays) for
+ * them to land, so that their memory is free when it is answered.
+ */
+#define MASTER_EVICT_WAIT_MS 500
 /* Pipelined COMMITs of one connection written together at most. */
 #define MASTER_RUN_MAX 64
 /* Connection threads need little stack: messages live on the heap. */
@@ -97,6 +122,16 @@ struct id_list {
 struct master_conn;
 
 /*
+ * An EVICT waiting for its segment's pages to land elsewhere (on_evict()):
+ * the copies dropped from the segment as they land go into its reply.
+ */
+struct move_catch {
+	struct drop_list drops;
+	uint64_t unit; /* the EVICT's */
+	uint64_t freed; /* the footprint of drops */
+};
+
+/*
  * One segment the master knows.  Entries are never freed while the master
  * runs (a dead one comes back to life when its uuid registers again), so a
  * pointer to one stays valid; every field is protected by m->lock.
@@ -111,6 +146,11 @@ struct master_seg {
 	uint64_t used_bytes; /* from the last heartbeat */
 	uint64_t pages;
 	uint64_t last_seen_ms; /* REGISTER or HEARTBEAT, monotonic */
+	bool reported; /* a HEARTBEAT came since REGISTER: the figures hold */
+	uint64_t moving_out; /* footprint of its pages moving elsewhere */
+	uint64_t moving_in; /* footprint of pages moving here */
+	uint64_t moved_in; /* footprint landed here since the last heartbeat */
+	struct move_catch *catch; /* its EVICT waiting for moves, or NULL */
 	struct master_conn *conn; /* the registered session, or NULL */
 	struct drop_list drops; /* outbox: DROP */
 	struct id_list repl; /* outbox: REPLICATE */
@@ -162,6 +202,14 @@ struct recent_ask {
 	uint64_t when_ms;
 };
 
+/* A page whose only copy is moving from one segment to another. */
+struct move {
+	uint64_t page_id;
+	uint64_t from, to; /* segment ids */
+	uint64_t footprint; /* in the unit of the EVICT that started it */
+	uint64_t deadline_ms; /* forgotten after, landed or not */
+};
+
 struct mc_master {
 	struct mc_store *st;
 	char *db_path; /* for messages */
@@ -180,6 +228,7 @@ struct mc_master {
 
 	pthread_cond_t hk_cond; /* wakes the housekeeper: mail, stop */
 	pthread_cond_t idle_cond; /* wakes run(): a connection ended */
+	pthread_cond_t moved_cond; /* a move ended: wakes a waiting EVICT */
 	/* protected by m->lock */
 	struct master_seg **segs;
 	size_t nsegs, capsegs;
@@ -188,6 +237,8 @@ struct mc_master {
 	bool stopping;
 	bool mail; /* an outbox has something */
 	bool rescan; /* re-replication scan wanted now */
+	struct move moves[MASTER_MOVES_MAX]; /* pages moving, unordered */
+	size_t nmoves;
 
 	/* the housekeeper's own */
 	uint64_t scan_after;
@@ -414,6 +465,111 @@ static void seg_clear_outbox_locked(struct master_seg *s)
 	s->repl.n = 0;
 }
 
+/* ---- pages moving off a full segment (m->lock held) -------------------- */
+
+/*
+ * When a segment asks for room (EVICT) and another has plenty, the master
+ * moves the asker's oldest pages there instead of evicting them: the
+ * target fetches each (REPLICATE), and when its ADD_REPLICA comes the old
+ * copy is dropped (move_landed()).  m->moves remembers what is on its way,
+ * so that an asker back too soon is not given the same room twice and a
+ * target is not filled past its share.
+ */
+
+static uint64_t footprint(uint64_t size, uint64_t unit)
+{
+	return (size + unit - 1) / unit * unit;
+}
+
+static size_t move_find_locked(const struct mc_master *m, uint64_t page_id)
+{
+	for (size_t i = 0; i < m->nmoves; i++)
+		if (m->moves[i].page_id == page_id)
+			return i;
+	return SIZE_MAX;
+}
+
+static void sub_floor(uint64_t *v, uint64_t n)
+{
+	*v = *v > n ? *v - n : 0;
+}
+
+/* Forget move i, landed or not, and wake an EVICT that may wait for it. */
+static void move_end_locked(struct mc_master *m, size_t i)
+{
+	const struct move *mv = &m->moves[i];
+	struct master_seg *s;
+
+	s = seg_find_locked(m, mv->from);
+	if (s)
+		sub_floor(&s->moving_out, mv->footprint);
+	s = seg_find_locked(m, mv->to);
+	if (s)
+		sub_floor(&s->moving_in, mv->footprint);
+	m->moves[i] = m->moves[--m->nmoves];
+	pthread_cond_broadcast(&m->moved_cond);
+}
+
+/* Forget the moves from segment `from` and those to `to` (0: none). */
+static size_t moves_forget_locked(struct mc_master *m, uint64_t from,
+				  uint64_t to)
+{
+	size_t n = 0;
+
+	/* downwards: the entry moved into slot i was looked at already */
+	for (size_t i = m->nmoves; i-- > 0;) {
+		if (m->moves[i].from == from || m->moves[i].to == to) {
+			move_end_locked(m, i);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* A page left the namespace: a move of it can never land. */
+static void move_forget_page_locked(struct mc_master *m, uint64_t page_id)
+{
+	size_t i;
+
+	if (m->nmoves == 0)
+		return;
+	i = move_find_locked(m, page_id);
+	if (i != SIZE_MAX)
+		move_end_locked(m, i);
+}
+
+/*
+ * Room segment s may still take as a move target: up to
+ * MASTER_MOVE_FILL_PCT of its capacity, by its last heartbeat and what
+ * moved there since.
+ */
+static uint64_t seg_move_room(const struct master_seg *s)
+{
+	uint64_t limit = s->capacity / 100 * MASTER_MOVE_FILL_PCT;
+	uint64_t used = s->used_bytes + s->moving_in + s->moved_in;
+
+	return limit > used ? limit - used : 0;
+}
+
+/* The live segment but `from` with the most room for moves, or NULL. */
+static struct master_seg *pick_move_target_locked(struct mc_master *m,
+						  uint64_t from)
+{
+	struct master_seg *best = NULL;
+
+	for (size_t i = 0; i < m->nsegs; i++) {
+		struct master_seg *s = m->segs[i];
+
+		/* not before its first heartbeat: its memory is unknown */
+		if (s->id == from || s->state != SEG_LIVE || !s->conn ||
+		    !s->reported)
+			continue;
+		if (!best || seg_move_room(s) > seg_move_room(best))
+			best = s;
+	}
+	return best && seg_move_room(best) > 0 ? best : NULL;
+}
+
 /*
  * Queue a DROP of d for every segment holding a copy but `except` (the
  * requester, who learns it from its reply).  Segments without a live
@@ -452,8 +608,11 @@ static void drops_to_holders(struct mc_master *m, const struct mc_ns_dropped *d,
 	if (n == 0)
 		return;
 	pthread_mutex_lock(&m->lock);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		drop_to_holders_locked(m, &d[i], except);
+		if (!(d[i].flags & MC_NS_DROPPED_COPY))
+			move_forget_page_locked(m, d[i].page_id);
+	}
 	if (m->mail)
 		pthread_cond_signal(&m->hk_cond);
 	pthread_mutex_unlock(&m->lock);
@@ -666,6 +825,16 @@ static int on_register(struct master_conn *c, const struct mc_wire_header *h,
 	s->port = reg->port;
 	s->capacity = reg->capacity;
 	s->last_seen_ms = now_ms();
+	s->reported = false;
+	s->moved_in = 0;
+	/*
+	 * A restarted daemon lost the copies it was asked to make; with its
+	 * memory gone, its own pages cannot move either.
+	 */
+	if (reg->flags & MC_WIRE_REGISTER_POOL_LOST)
+		moves_forget_locked(m, s->id, s->id);
+	else
+		moves_forget_locked(m, 0, s->id);
 	s->conn = c;
 	c->seg = s;
 	c->registered = true;
@@ -726,6 +895,9 @@ static int on_heartbeat(struct master_conn *c, const struct mc_wire_header *h,
 		s->last_seen_ms = now_ms();
 		s->used_bytes = hb->used_bytes;
 		s->pages = hb->pages;
+		/* what moved here so far is in used_bytes now */
+		s->reported = true;
+		s->moved_in = 0;
 		r = 0;
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -923,30 +1095,281 @@ static int commit_run(struct master_conn *c, struct master_req **run, size_t n)
 	return r;
 }
 
+/* What offer_move() is filling: one target, for one EVICT. */
+struct move_offer {
+	struct mc_master *m;
+	uint64_t from, to;
+	uint64_t deadline_ms;
+	uint64_t taken; /* footprint put on its way */
+	size_t pages;
+};
+
+/* mc_store_sole_copies(): start moving page d to o->to while it has room. */
+static int offer_move(void *ctx, const struct mc_ns_dropped *d, uint64_t fp)
+{
+	struct move_offer *o = ctx;
+	struct mc_master *m = o->m;
+	struct master_seg *s, *t;
+	int r = 1;
+
+	pthread_mutex_lock(&m->lock);
+	s = seg_find_locked(m, o->from);
+	t = seg_find_locked(m, o->to);
+	if (move_find_locked(m, d->page_id) != SIZE_MAX)
+		r = 0; /* on its way already */
+	else if (!s || !t || t->state != SEG_LIVE || !t->conn ||
+		 fp > seg_move_room(t) || m->nmoves == MASTER_MOVES_MAX)
+		r = -1;
+	else if (id_list_add(&t->repl, d->page_id) < 0)
+		r = -1;
+	if (r == 1) {
+		m->moves[m->nmoves++] = (struct move){
+			.page_id = d->page_id,
+			.from = o->from,
+			.to = o->to,
+			.footprint = fp,
+			.deadline_ms = o->deadline_ms,
+		};
+		s->moving_out += fp;
+		t->moving_in += fp;
+		m->mail = true;
+		o->taken += fp;
+		o->pages++;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+/*
+ * Start moving up to `want` of footprint of the pages whose only copy is
+ * in segment `from`, oldest first, to segment `to`.  Returns the footprint
+ * put on its way; the memory comes back as the pages land.
+ */
+static uint64_t move_pages(struct mc_master *m, uint64_t from, uint64_t to,
+			   uint64_t want, uint64_t unit)
+{
+	struct move_offer o = {
+		.m = m,
+		.from = from,
+		.to = to,
+		.deadline_ms = now_ms() + MASTER_MOVE_MS,
+	};
+	int64_t r;
+
+	r = mc_store_sole_copies(m->st, from, want, unit, offer_move, &o);
+	if (r < 0)
+		store_failed(m, "EVICT (moving pages)", (int)r);
+	pthread_mutex_lock(&m->lock);
+	if (m->mail)
+		pthread_cond_signal(&m->hk_cond);
+	pthread_mutex_unlock(&m->lock);
+	if (o.pages)
+		mc_log(MC_LOG_DEBUG,
+		       "segment %" PRIu64 " is full: moving %zu pages (%" PRIu64
+		       " bytes) to segment %" PRIu64,
+		       from, o.pages, o.taken, to);
+	return o.taken;
+}
+
+/*
+ * Wait a moment for the pages of segment seg that are moving to land,
+ * until their copies here free `want`: those copies go into out (they are
+ * the EVICT's to report).  Moves that do not land in time are forgotten
+ * (they may still land; the copy here then stays, a copy like any other)
+ * and counted in *late.  Returns the footprint of the copies caught.
+ */
+static uint64_t await_moves(struct mc_master *m, uint64_t seg, uint64_t want,
+			    uint64_t unit, struct drop_list *out, size_t *late)
+{
+	uint64_t wait_ms = m->heartbeat_ms < MASTER_EVICT_WAIT_MS ?
+				   m->heartbeat_ms :
+				   MASTER_EVICT_WAIT_MS;
+	struct move_catch mc = { .unit = unit };
+	struct master_seg *s;
+	struct timespec ts;
+
+	*late = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	ts.tv_sec += (time_t)(wait_ms / 1000) + ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&m->lock);
+	s = seg_find_locked(m, seg);
+	if (s && !s->catch) {
+		s->catch = &mc;
+		while (!m->stopping && s->state == SEG_LIVE &&
+		       s->moving_out > 0 && mc.freed < want) {
+			if (pthread_cond_timedwait(&m->moved_cond, &m->lock,
+						   &ts) == ETIMEDOUT)
+				break;
+		}
+		if (mc.freed < want && s->moving_out > 0)
+			*late = moves_forget_locked(m, seg, 0);
+		s->catch = NULL;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (*late)
+		mc_log_ratelimited(
+			MC_LOG_INFO,
+			"segment %" PRIu64
+			" needs room and %zu of its pages moving to other segments did not land within %" PRIu64
+			" ms: evicting instead",
+			seg, *late, wait_ms);
+	for (size_t i = 0; i < mc.drops.n; i++)
+		collect_dropped(out, &mc.drops.v[i]);
+	free(mc.drops.v);
+	return mc.freed;
+}
+
+/*
+ * Segment `to` said it holds page_id (added), or was told the page is
+ * gone: end the page's move there, if one runs.  Once the page landed, the
+ * copy it moved from is dropped, unless the page is open somewhere, and
+ * its segment told: in the reply of its EVICT that waits for it, else by
+ * DROP.
+ */
+static void move_landed(struct mc_master *m, uint64_t page_id, uint64_t to,
+			bool added)
+{
+	struct master_seg *s, *t;
+	struct mc_ns_dropped d;
+	uint64_t from, fp;
+	size_t i;
+	int r;
+
+	pthread_mutex_lock(&m->lock);
+	i = m->nmoves ? move_find_locked(m, page_id) : SIZE_MAX;
+	if (i == SIZE_MAX || m->moves[i].to != to) {
+		pthread_mutex_unlock(&m->lock);
+		return;
+	}
+	from = m->moves[i].from;
+	fp = m->moves[i].footprint;
+	if (!added)
+		move_end_locked(m, i);
+	pthread_mutex_unlock(&m->lock);
+	if (!added)
+		return;
+
+	r = mc_store_drop_copy(m->st, page_id, from, &d);
+	if (r < 0 && r != -EBUSY && r != -ENOENT)
+		store_failed(m, "ADD_REPLICA (moving a page)", r);
+
+	pthread_mutex_lock(&m->lock);
+	/* ended with the drop routed, so a waiting EVICT sees both at once */
+	i = move_find_locked(m, page_id);
+	if (i != SIZE_MAX && m->moves[i].from == from && m->moves[i].to == to)
+		move_end_locked(m, i);
+	t = seg_find_locked(m, to);
+	if (t)
+		t->moved_in += fp;
+	s = seg_find_locked(m, from);
+	if (r == 0 && s && s->state == SEG_LIVE && s->conn) {
+		if (s->catch && drop_list_add(&s->catch->drops, &d) == 0) {
+			s->catch->freed += footprint(d.size, s->catch->unit);
+		} else if (drop_list_add(&s->drops, &d) == 0) {
+			m->mail = true;
+			pthread_cond_signal(&m->hk_cond);
+		} else {
+			mc_log_ratelimited(
+				MC_LOG_ERR,
+				"master: out of memory queueing a drop of page %" PRIu64
+				" for segment %" PRIu64
+				": it keeps the copy until it restarts",
+				page_id, from);
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+/*
+ * Make room in the sender's segment S, in this order:
+ *  1. drop S's copies of pages that have a copy elsewhere;
+ *  2. when pages of S are still moving, wait a moment for them to land
+ *     (the daemon is back before they did: it writes faster than they
+ *     move, and may have no room left at all);
+ *  3. move S's oldest pages whose only copy is there to the live segment
+ *     with the most room (REPLICATE), without waiting: the daemon goes on
+ *     in the rest of its pool above the watermark, and its memory comes
+ *     back as they land (DROP);
+ *  4. evict, as on one host, what no other segment can take (the oldest
+ *     pages go, the younger move), or all of it when the moves of 2 did
+ *     not land in time or nothing could move.
+ * The reply has what 1, 2 and 4 freed; 3 frees later.  Since pages move
+ * whole, 3 may start a little more or less than asked; the next EVICT
+ * settles the difference.
+ */
 static int on_evict(struct master_conn *c, const struct mc_wire_header *h,
 		    const struct mc_wire_evict *ev)
 {
 	struct mc_master *m = c->m;
 	struct drop_list out = { 0 };
 	struct mc_wire_msg rep, drop;
-	uint64_t seg;
-	int64_t freed;
-	size_t first;
+	struct master_seg *s, *t;
+	uint64_t seg, want, fit = 0, to = 0, moving = 0;
+	uint64_t unit = ev->unit ? ev->unit : 1, freed;
+	size_t first, evicted, late = 0;
+	int64_t n;
 	int r;
 
 	r = session_segment(c, &seg);
 	if (r < 0)
 		return reply_status(c, h, r);
-	freed = mc_store_evict(m->st, seg, ev->bytes, ev->unit, collect_dropped,
-			       &out);
-	if (freed < 0) {
-		store_failed(m, "EVICT", (int)freed);
-		r = reply_status(c, h, (int)freed);
-		goto out;
+	n = mc_store_evict_copies(m->st, seg, ev->bytes, unit, collect_dropped,
+				  &out);
+	if (n < 0)
+		goto out_failed;
+	freed = (uint64_t)n;
+	want = ev->bytes > freed ? ev->bytes - freed : 0;
+
+	pthread_mutex_lock(&m->lock);
+	s = seg_find_locked(m, seg);
+	moving = want && s ? s->moving_out : 0;
+	pthread_mutex_unlock(&m->lock);
+	if (moving) {
+		n = (int64_t)await_moves(m, seg, want, unit, &out, &late);
+		freed += (uint64_t)n;
+		sub_floor(&want, (uint64_t)n);
 	}
+
+	if (want && !late) {
+		pthread_mutex_lock(&m->lock);
+		t = pick_move_target_locked(m, seg);
+		if (t) {
+			to = t->id;
+			fit = seg_move_room(t);
+		}
+		pthread_mutex_unlock(&m->lock);
+	}
+	evicted = out.n;
+	if (want > fit) {
+		/* more than the others take: the oldest go, the rest move */
+		n = mc_store_evict(m->st, seg, want - fit, unit,
+				   collect_dropped, &out);
+		if (n < 0)
+			goto out_failed;
+		freed += (uint64_t)n;
+		sub_floor(&want, (uint64_t)n);
+	}
+	if (want && to && move_pages(m, seg, to, want, unit) == 0) {
+		/* nothing could move (too big for the room, or open) */
+		n = mc_store_evict(m->st, seg, want, unit, collect_dropped,
+				   &out);
+		if (n < 0)
+			goto out_failed;
+		freed += (uint64_t)n;
+	}
+	/* pages evicted while moving (the last resort) will never land */
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = evicted; i < out.n; i++)
+		if (!(out.v[i].flags & MC_NS_DROPPED_COPY))
+			move_forget_page_locked(m, out.v[i].page_id);
+	pthread_mutex_unlock(&m->lock);
+
 	first = out.n < MC_WIRE_MAX_BATCH ? out.n : MC_WIRE_MAX_BATCH;
 	memset(&rep, 0, sizeof(rep));
-	rep.u.dropped_list.freed = (uint64_t)freed;
+	rep.u.dropped_list.freed = freed;
 	rep.u.dropped_list.count = (uint32_t)first;
 	rep.u.dropped_list.items = out.v;
 	r = reply(c, h, &rep);
@@ -962,16 +1385,21 @@ static int on_evict(struct master_conn *c, const struct mc_wire_header *h,
 		r = mc_wire_conn_queue(c->wc, &drop,
 				       atomic_fetch_add(&m->next_id, 1));
 	}
-out:
 	free(out.v);
 	return r;
+
+out_failed:
+	/* what was dropped already is gone: the daemon reconciles it later */
+	store_failed(m, "EVICT", (int)n);
+	free(out.v);
+	return reply_status(c, h, (int)n);
 }
 
 static int on_add_replica(struct master_conn *c, const struct mc_wire_header *h,
 			  uint64_t page_id)
 {
 	struct mc_master *m = c->m;
-	uint64_t seg;
+	uint64_t seg = 0;
 	int r;
 
 	/* checked under the lock: no copy lands after the death is recorded */
@@ -982,6 +1410,8 @@ static int on_add_replica(struct master_conn *c, const struct mc_wire_header *h,
 		store_failed(m, "ADD_REPLICA", r);
 	}
 	pthread_rwlock_unlock(&m->seg_rwlock);
+	if (r == 0 || r == -ENOENT)
+		move_landed(m, page_id, seg, r == 0);
 	return reply_status(c, h, r);
 }
 
@@ -1629,6 +2059,7 @@ static void declare_dead(struct mc_master *m, uint64_t id)
 		s->conn = NULL;
 	}
 	seg_clear_outbox_locked(s);
+	moves_forget_locked(m, id, id);
 	mc_log_escape(s->host, host, sizeof(host));
 	snprintf(addr, sizeof(addr), "%s", s->address);
 	port = s->port;
@@ -1677,6 +2108,27 @@ static void check_deaths(struct mc_master *m)
 	for (size_t i = 0; i < dead.n; i++)
 		declare_dead(m, dead.v[i]);
 	free(dead.v);
+}
+
+/* Forget moves past their deadline: those pages stay where they were. */
+static void expire_moves(struct mc_master *m)
+{
+	uint64_t now = now_ms();
+	size_t n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = m->nmoves; i-- > 0;) {
+		if (now >= m->moves[i].deadline_ms) {
+			move_end_locked(m, i);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (n)
+		mc_log_ratelimited(
+			MC_LOG_INFO,
+			"%zu pages asked to move off a full segment did not land within %d s: they stay where they were; check the target hosts' logs",
+			n, MASTER_MOVE_MS / 1000);
 }
 
 static bool recently_asked(struct mc_master *m, uint64_t page_id, uint64_t now)
@@ -1772,6 +2224,7 @@ static void *housekeeper(void *arg)
 			break;
 
 		check_deaths(m);
+		expire_moves(m);
 		now = now_ms();
 		if (m->replica_num > 1 &&
 		    (rescan || now - last_scan >= MASTER_SCAN_MS)) {
@@ -1889,6 +2342,7 @@ int mc_master_new(struct mc_master **mp, const struct mc_master_params *p)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&m->hk_cond, &ca);
+	pthread_cond_init(&m->moved_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&m->idle_cond, NULL);
 
@@ -2032,6 +2486,7 @@ int mc_master_run(struct mc_master *m)
 	/* every connection ends: its thread releases its pins */
 	pthread_mutex_lock(&m->lock);
 	m->stopping = true;
+	pthread_cond_broadcast(&m->moved_cond); /* an EVICT waiting */
 	for (struct master_conn *c = m->conns; c; c = c->next)
 		mc_wire_conn_shutdown(c->wc);
 	while (m->nconns > 0)
@@ -2061,6 +2516,7 @@ void mc_master_free(struct mc_master *m)
 	if (m->stop_pipe[1] >= 0)
 		close(m->stop_pipe[1]);
 	pthread_cond_destroy(&m->idle_cond);
+	pthread_cond_destroy(&m->moved_cond);
 	pthread_cond_destroy(&m->hk_cond);
 	pthread_rwlock_destroy(&m->seg_rwlock);
 	pthread_mutex_destroy(&m->lock);

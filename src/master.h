@@ -7,8 +7,10 @@
  * COMMITs one store transaction), and one housekeeping thread keeps time:
  * it declares segments dead after the client ttl, sends the master's own
  * requests (DROP, REPLICATE) to the daemons, writes LRU touches and looks
- * for pages short of replica_num copies.  Page bytes never pass through
- * here.
+ * for pages short of replica_num copies.  A daemon whose pool is full
+ * (EVICT) has its oldest pages moved to the host with the most room while
+ * other hosts have some; only when none has are pages evicted.  Page bytes
+ * never pass through here.
  */
 #ifndef MC_MASTER_H
 #define MC_MASTER_H

@@ -108,6 +108,7 @@ enum store_query {
 	Q_COPY_DROP,
 	Q_COPIES_DROP,
 	Q_COPIES_OF,
+	Q_COPY_INO,
 	Q_REPLICAS,
 	Q_LRU_SAME,
 	Q_LRU_NEXT,
@@ -174,6 +175,8 @@ static const char *const store_sql[Q_COUNT] = {
 			"WHERE page_id = ?1 AND segment = ?2",
 	[Q_COPIES_DROP] = "DELETE FROM replicas WHERE page_id = ?1",
 	[Q_COPIES_OF] = "SELECT segment FROM replicas WHERE page_id = ?1",
+	[Q_COPY_INO] = "SELECT ino FROM replicas "
+		       "WHERE page_id = ?1 AND segment = ?2",
 	[Q_REPLICAS] = "SELECT r.segment, i.size, i.crc32c FROM replicas AS r "
 		       "CROSS JOIN inodes AS i ON i.ino = r.ino "
 		       "WHERE r.page_id = ?1",
@@ -734,6 +737,21 @@ static int copies_of_locked(struct mc_store *st, uint64_t page_id,
 		if (col_u64(q, 0) == segment)
 			*here = true;
 	}
+	q_reset(q);
+	return r;
+}
+
+/* 1 when page_id has a copy outside segment, 0 when not, -errno. */
+static int other_copy_locked(struct mc_store *st, uint64_t page_id,
+			     uint64_t segment)
+{
+	sqlite3_stmt *q = st->q[Q_COPIES_OF];
+	int r;
+
+	bind_u64(q, 1, page_id);
+	while ((r = q_step(st, q)) == 1)
+		if (col_u64(q, 0) != segment)
+			break;
 	q_reset(q);
 	return r;
 }
@@ -1855,10 +1873,13 @@ out_unlock:
 /*
  * Eviction, a lost segment and the end of a reconcile all walk one
  * segment's copies in LRU order and drop some; they differ in which copies
- * they leave alone and in when they stop.
+ * they leave alone and in when they stop.  The master's choice of pages to
+ * move elsewhere walks the same way and drops nothing.
  */
 enum sweep_mode {
 	SWEEP_EVICT,		/* unpinned copies, until enough is freed */
+	SWEEP_COPIES,		/* the same, but never a page's last copy */
+	SWEEP_SOLE,		/* unpinned last copies, listed, not dropped */
 	SWEEP_LOST,		/* every copy */
 	SWEEP_UNCONFIRMED,	/* copies not confirmed since holdings_begin */
 };
@@ -1894,6 +1915,15 @@ static int sweep_skip_locked(struct mc_store *st, const struct store_sweep *s,
 	switch (s->mode) {
 	case SWEEP_EVICT:
 		return pins_has(&st->pins, a->ino);
+	case SWEEP_COPIES:
+	case SWEEP_SOLE:
+		if (pins_has(&st->pins, a->ino))
+			return 1;
+		r = other_copy_locked(st, a->page_id, s->segment);
+		if (r < 0)
+			return r;
+		/* COPIES leaves last copies alone, SOLE all the others */
+		return s->mode == SWEEP_COPIES ? r == 0 : r == 1;
 	case SWEEP_LOST:
 		return 0;
 	case SWEEP_UNCONFIRMED:
@@ -2004,6 +2034,14 @@ static int sweep_batch_locked(struct mc_store *st, struct store_sweep *s)
 	}
 	if (s->n == 0)
 		return rows;
+	if (s->mode == SWEEP_SOLE) {
+		/* a list for the caller: nothing changes */
+		for (int i = 0; i < s->n; i++) {
+			s->v[i].d.nsegments = 1;
+			s->v[i].d.segments[0] = s->segment;
+		}
+		return rows;
+	}
 
 	r = tx_begin_locked(st);
 	if (r < 0)
@@ -2029,24 +2067,32 @@ static int sweep_batch_locked(struct mc_store *st, struct store_sweep *s)
 	return rows;
 }
 
-/*
- * Run the sweep until it has freed `bytes` of footprint or read every
- * copy, a batch at a time, calling fn for each victim (eviction) or each
- * page gone with its copy (the others) without the lock.  0 or -errno;
- * what it did is in s->freed and s->copies.
- */
-static int sweep_run(struct mc_store *st, struct store_sweep *s, uint64_t bytes,
-		     mc_store_dropped_fn fn, void *ctx)
+/* Set s up to walk from the oldest copy: 0 or -ENOMEM (free s->v after). */
+static int sweep_start(struct store_sweep *s)
 {
-	int r = 0;
-
 	/* atimes are stored as int64: start below every one of them */
 	s->cursor[0] = (uint64_t)INT64_MIN;
 	s->cursor[1] = 0;
 	s->unit = s->unit ? s->unit : 1;
 	s->v = calloc((size_t)s->batch, sizeof(*s->v));
-	if (!s->v)
-		return -ENOMEM;
+	return s->v ? 0 : -ENOMEM;
+}
+
+/*
+ * Run the sweep until it has freed `bytes` of footprint or read every
+ * copy, a batch at a time, calling fn for each victim (the evictions) or
+ * each page gone with its copy (the others) without the lock.  0 or
+ * -errno; what it did is in s->freed and s->copies.
+ */
+static int sweep_run(struct mc_store *st, struct store_sweep *s, uint64_t bytes,
+		     mc_store_dropped_fn fn, void *ctx)
+{
+	bool each = s->mode == SWEEP_EVICT || s->mode == SWEEP_COPIES;
+	int r;
+
+	r = sweep_start(s);
+	if (r < 0)
+		return r;
 	while (s->freed < bytes) {
 		s->want = bytes - s->freed;
 		pthread_mutex_lock(&st->lock);
@@ -2058,7 +2104,7 @@ static int sweep_run(struct mc_store *st, struct store_sweep *s, uint64_t bytes,
 		for (int i = 0; i < s->n; i++) {
 			const struct mc_ns_dropped *d = &s->v[i].d;
 
-			if (fn && (s->mode == SWEEP_EVICT || d->flags == 0))
+			if (fn && (each || d->flags == 0))
 				fn(ctx, d);
 			s->freed += s->v[i].footprint;
 			s->copies++;
@@ -2069,11 +2115,12 @@ static int sweep_run(struct mc_store *st, struct store_sweep *s, uint64_t bytes,
 	return r < 0 ? r : 0;
 }
 
-int64_t mc_store_evict(struct mc_store *st, uint64_t segment, uint64_t bytes,
-		       uint64_t unit, mc_store_dropped_fn fn, void *ctx)
+static int64_t evict_as(struct mc_store *st, enum sweep_mode mode,
+			uint64_t segment, uint64_t bytes, uint64_t unit,
+			mc_store_dropped_fn fn, void *ctx)
 {
 	struct store_sweep s = {
-		.mode = SWEEP_EVICT,
+		.mode = mode,
 		.segment = segment,
 		.batch = STORE_EVICT_BATCH,
 		.unit = unit,
@@ -2085,6 +2132,61 @@ int64_t mc_store_evict(struct mc_store *st, uint64_t segment, uint64_t bytes,
 	pthread_mutex_unlock(&st->lock);
 	r = sweep_run(st, &s, bytes, fn, ctx);
 	return r < 0 ? r : (int64_t)s.freed;
+}
+
+int64_t mc_store_evict(struct mc_store *st, uint64_t segment, uint64_t bytes,
+		       uint64_t unit, mc_store_dropped_fn fn, void *ctx)
+{
+	return evict_as(st, SWEEP_EVICT, segment, bytes, unit, fn, ctx);
+}
+
+int64_t mc_store_evict_copies(struct mc_store *st, uint64_t segment,
+			      uint64_t bytes, uint64_t unit,
+			      mc_store_dropped_fn fn, void *ctx)
+{
+	return evict_as(st, SWEEP_COPIES, segment, bytes, unit, fn, ctx);
+}
+
+int64_t mc_store_sole_copies(struct mc_store *st, uint64_t segment,
+			     uint64_t bytes, uint64_t unit,
+			     mc_store_offer_fn fn, void *ctx)
+{
+	struct store_sweep s = {
+		.mode = SWEEP_SOLE,
+		.segment = segment,
+		.batch = STORE_EVICT_BATCH,
+		.unit = unit,
+	};
+	uint64_t taken = 0;
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	flush_touches_locked(st);	/* the LRU order must be current */
+	pthread_mutex_unlock(&st->lock);
+	r = sweep_start(&s);
+	if (r < 0)
+		return r;
+	while (taken < bytes) {
+		s.want = bytes - taken;
+		pthread_mutex_lock(&st->lock);
+		r = sweep_batch_locked(st, &s);
+		pthread_mutex_unlock(&st->lock);
+		if (r <= 0)
+			break;
+		/* offered without the lock: fn may take its caller's locks */
+		for (int i = 0; i < s.n && taken < bytes; i++) {
+			int took = fn(ctx, &s.v[i].d, s.v[i].footprint);
+
+			if (took < 0)
+				goto out;	/* fn stopped: no error */
+			if (took > 0)
+				taken += s.v[i].footprint;
+		}
+	}
+out:
+	free(s.v);
+	/* what fn took stands even when the walk failed after it */
+	return r < 0 && taken == 0 ? r : (int64_t)taken;
 }
 
 void mc_store_get_stats(struct mc_store *st, struct mc_ns_stats *out)
@@ -2281,6 +2383,69 @@ int mc_store_add_replica(struct mc_store *st, uint64_t page_id,
 		r = copy_clone_locked(st, page_id, segment);
 out_end:
 	r = tx_end_locked(st, r);
+out_unlock:
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+/* The inode of page_id's copy in segment: 0 and *ino, -ENOENT, -errno. */
+static int copy_ino_locked(struct mc_store *st, uint64_t page_id,
+			   uint64_t segment, uint64_t *ino)
+{
+	sqlite3_stmt *q = st->q[Q_COPY_INO];
+	int r;
+
+	bind_u64(q, 1, page_id);
+	bind_u64(q, 2, segment);
+	r = q_step(st, q);
+	if (r == 1)
+		*ino = col_u64(q, 0);
+	q_reset(q);
+	return r == 1 ? 0 : r == 0 ? -ENOENT : r;
+}
+
+int mc_store_drop_copy(struct mc_store *st, uint64_t page_id, uint64_t segment,
+		       struct mc_ns_dropped *d)
+{
+	sqlite3_stmt *q = st->q[Q_COPY_DROP];
+	char name[MC_NAME_MAX + 1];
+	struct mc_ns_attr a;
+	uint64_t ino = 0;
+	int r;
+
+	dropped_none(d);
+	pthread_mutex_lock(&st->lock);
+	r = copy_ino_locked(st, page_id, segment, &ino);
+	if (r == 0)
+		r = get_ino_locked(st, ino, &a, name, sizeof(name));
+	if (r < 0)
+		goto out_unlock;
+	/* an open page keeps every copy; its last copy is its life */
+	if (pins_has(&st->pins, ino)) {
+		r = -EBUSY;
+		goto out_unlock;
+	}
+	r = other_copy_locked(st, page_id, segment);
+	if (r <= 0) {
+		r = r < 0 ? r : -EBUSY;
+		goto out_unlock;
+	}
+	r = tx_begin_locked(st);
+	if (r < 0)
+		goto out_unlock;
+	bind_u64(q, 1, page_id);
+	bind_u64(q, 2, segment);
+	r = q_exec_locked(st, q);
+	/* a holdings report made before this drop is stale now */
+	if (r == 0 && reconciling_locked(st, segment))
+		r = hold_set_locked(st, segment, page_id, HOLD_DROPPED);
+	r = tx_end_locked(st, r);
+	if (r == 0) {
+		dropped_from(d, &a, name);
+		d->flags = MC_NS_DROPPED_COPY;
+		d->nsegments = 1;
+		d->segments[0] = segment;
+	}
 out_unlock:
 	pthread_mutex_unlock(&st->lock);
 	return r;

@@ -108,6 +108,38 @@ size_t mc_store_commit_batch(struct mc_store *st,
 int64_t mc_store_evict(struct mc_store *st, uint64_t segment, uint64_t bytes,
 		       uint64_t unit, mc_store_dropped_fn fn, void *ctx);
 
+/*
+ * mc_store_evict() that takes only copies with another copy elsewhere: a
+ * page's last copy is left alone, so nothing leaves the namespace and
+ * nothing counts as an eviction; fn gets each copy, MC_NS_DROPPED_COPY.
+ * What the master frees first when a segment asks for room.  Returns the
+ * footprint freed, or -errno.
+ */
+int64_t mc_store_evict_copies(struct mc_store *st, uint64_t segment,
+			      uint64_t bytes, uint64_t unit,
+			      mc_store_dropped_fn fn, void *ctx);
+
+/*
+ * What mc_store_sole_copies() offers: d is the page as an eviction would
+ * report it (flags 0, d->segments naming the segment), footprint its size
+ * rounded up to the unit.  Return 1 to take the page (its footprint
+ * counts), 0 to pass it over, -1 to end the walk.
+ */
+typedef int (*mc_store_offer_fn)(void *ctx, const struct mc_ns_dropped *d,
+				 uint64_t footprint);
+
+/*
+ * Offer fn the pages whose only copy is in `segment` and that no host
+ * holds open, least recently opened first, until those it took add up to
+ * `bytes` of footprint; nothing is dropped (the master moves them to
+ * another segment before it drops this copy).  fn runs without the
+ * store's lock.  Returns the footprint taken, or -errno when the walk
+ * failed before anything was taken.
+ */
+int64_t mc_store_sole_copies(struct mc_store *st, uint64_t segment,
+			     uint64_t bytes, uint64_t unit,
+			     mc_store_offer_fn fn, void *ctx);
+
 /* ---- segments ------------------------------------------------------------ */
 
 struct mc_store_segment {
@@ -164,6 +196,17 @@ int64_t mc_store_segment_lost(struct mc_store *st, uint64_t segment,
  */
 int mc_store_add_replica(struct mc_store *st, uint64_t page_id,
 			 uint64_t segment);
+
+/*
+ * Drop segment's copy of page_id, and only while the page keeps another
+ * copy and no host holds it open: a copy the master moved elsewhere.  d
+ * (not NULL) is filled in as an eviction reports a copy
+ * (MC_NS_DROPPED_COPY, d->segments naming `segment`).  0, -ENOENT (no
+ * such page, or no copy in segment), -EBUSY (the page is pinned, or that
+ * copy is its last), -EIO.
+ */
+int mc_store_drop_copy(struct mc_store *st, uint64_t page_id,
+		       uint64_t segment, struct mc_ns_dropped *d);
 
 /*
  * Size, checksum and the segments holding page_id, at most max of them,

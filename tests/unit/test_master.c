@@ -306,15 +306,21 @@ static void reg(struct tclient *cl, uint8_t uuid, uint16_t port, uint32_t flags)
 	mc_wire_msg_release(&rep);
 }
 
-static int heartbeat(struct tclient *cl)
+/* A HEARTBEAT saying the pool holds used bytes (of reg()'s 1 GiB). */
+static int heartbeat_used(struct tclient *cl, uint64_t used)
 {
 	struct mc_wire_msg req;
 
 	memset(&req, 0, sizeof(req));
 	req.type = MC_WIRE_HEARTBEAT;
 	req.u.heartbeat.segment_id = cl->segment;
-	req.u.heartbeat.used_bytes = 4096;
+	req.u.heartbeat.used_bytes = used;
 	return call0(cl, &req);
+}
+
+static int heartbeat(struct tclient *cl)
+{
+	return heartbeat_used(cl, 4096);
 }
 
 static int lookup(struct tclient *cl, uint64_t parent, const char *name,
@@ -434,6 +440,71 @@ static int evict(struct tclient *cl, uint64_t bytes, int64_t *freed,
 	}
 	mc_wire_msg_release(&rep);
 	return r;
+}
+
+/* EVICT's reply to request id: freed, and the first item in *first. */
+static int evict_reply(struct tclient *cl, uint64_t id, int64_t *freed,
+		       uint32_t *count, struct mc_ns_dropped *first)
+{
+	struct mc_wire_msg rep;
+	int r = wait_reply(cl, id, &rep);
+
+	if (r == 0) {
+		*freed = (int64_t)rep.u.dropped_list.freed;
+		*count = rep.u.dropped_list.count;
+		if (first && *count > 0)
+			*first = rep.u.dropped_list.items[0];
+	}
+	mc_wire_msg_release(&rep);
+	return r;
+}
+
+/* Send an EVICT without waiting: its request id. */
+static uint64_t evict_send(struct tclient *cl, uint64_t bytes)
+{
+	struct mc_wire_msg req;
+	uint64_t id = cl->next_id++;
+
+	memset(&req, 0, sizeof(req));
+	req.type = MC_WIRE_EVICT;
+	req.u.evict.bytes = bytes;
+	req.u.evict.unit = 4096;
+	ck_assert_int_eq(mc_wire_conn_send(cl->wc, &req, id), 0);
+	return id;
+}
+
+static int add_replica(struct tclient *cl, uint64_t page_id)
+{
+	struct mc_wire_msg req;
+
+	memset(&req, 0, sizeof(req));
+	req.type = MC_WIRE_ADD_REPLICA;
+	req.u.page_id = page_id;
+	return call0(cl, &req);
+}
+
+static uint64_t evictions(struct tclient *cl)
+{
+	struct mc_wire_msg req, rep;
+	uint64_t n;
+
+	memset(&req, 0, sizeof(req));
+	req.type = MC_WIRE_STATS;
+	ck_assert_int_eq(call(cl, &req, &rep), 0);
+	n = rep.u.stats.evictions;
+	mc_wire_msg_release(&rep);
+	return n;
+}
+
+/* The flags of the DROP of page_id cl received (wait_request() first). */
+static uint32_t drop_flags(const struct tclient *cl, uint64_t page_id)
+{
+	for (size_t i = 0; i < cl->ninbox; i++)
+		if (cl->inbox[i].type == MC_WIRE_DROP &&
+		    cl->inbox[i].page_id == page_id)
+			return cl->inbox[i].flags;
+	ck_abort_msg("no DROP of page %" PRIu64, page_id);
+	return 0;
 }
 
 static int pin(struct tclient *cl, uint16_t type, uint64_t ino)
@@ -1142,6 +1213,285 @@ START_TEST(evict_drops_only_the_callers_copy)
 }
 END_TEST
 
+/* ---- tests: a full segment's pages move -------------------------------------- */
+
+/* Two daemons: a (full, asking) and b (reporting room, used bytes). */
+static void two_daemons(struct tmaster *tm, struct tclient **a,
+			struct tclient **b, uint64_t b_used)
+{
+	master_start(tm, ":memory:", 5000, 1);
+	*a = client(tm->port);
+	*b = client(tm->port);
+	reg(*a, 0xa1, 7001, 0);
+	reg(*b, 0xb2, 7002, 0);
+	ck_assert_int_eq(heartbeat_used(*a, 1ULL << 30), 0);
+	ck_assert_int_eq(heartbeat_used(*b, b_used), 0);
+}
+
+START_TEST(evict_moves_pages_to_a_segment_with_room_instead)
+{
+	struct tmaster tm;
+	struct tclient *a, *b;
+	uint64_t segs[8], page;
+	int64_t freed = -1;
+	uint32_t n = 99;
+	unsigned k;
+
+	two_daemons(&tm, &a, &b, 4096);
+	ck_assert_int_eq(put(a, "p", 4096, &page, NULL), 0);
+	ck_assert_int_eq(evict(a, 4096, &freed, &n), 0);
+	/* nothing freed yet: the page is on its way to b */
+	ck_assert_int_eq(freed, 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert(wait_request(b, MC_WIRE_REPLICATE, page, 3000));
+	ck_assert_int_eq(lookup(b, ROOT, "p", NULL), 0);
+	ck_assert_int_eq(replicas(b, page, segs, &k, NULL), 0);
+	ck_assert_uint_eq(k, 1);
+	ck_assert_uint_eq(segs[0], a->segment);
+
+	/* b fetched it: a's copy goes, the page stays */
+	ck_assert_int_eq(add_replica(b, page), 0);
+	ck_assert(wait_request(a, MC_WIRE_DROP, page, 3000));
+	ck_assert_uint_eq(drop_flags(a, page), MC_NS_DROPPED_COPY);
+	ck_assert_int_eq(lookup(a, ROOT, "p", NULL), 0);
+	ck_assert_int_eq(replicas(a, page, segs, &k, NULL), 0);
+	ck_assert_uint_eq(k, 1);
+	ck_assert_uint_eq(segs[0], b->segment);
+	ck_assert_uint_eq(evictions(a), 0);
+	/* a has nothing of its own left to give */
+	ck_assert_int_eq(evict(a, 4096, &freed, &n), 0);
+	ck_assert_int_eq(freed, 0);
+	ck_assert(!wait_request(b, MC_WIRE_DROP, page, 200));
+	client_close(a);
+	client_close(b);
+	master_stop(&tm);
+}
+END_TEST
+
+START_TEST(with_no_room_anywhere_evict_evicts_as_before)
+{
+	struct tmaster tm;
+	struct tclient *a, *b, *c;
+	uint64_t p1, p2;
+	int64_t freed = 0;
+	uint32_t n = 0;
+
+	/* b says it is full */
+	two_daemons(&tm, &a, &b, 1ULL << 30);
+	ck_assert_int_eq(put(a, "p1", 4096, &p1, NULL), 0);
+	ck_assert_int_eq(evict(a, 4096, &freed, &n), 0);
+	ck_assert_int_eq(freed, 4096);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(lookup(a, ROOT, "p1", NULL), -ENOENT);
+	ck_assert_uint_eq(evictions(a), 1);
+	/* c has not said how full it is yet: no pages for it either */
+	c = client(tm.port);
+	reg(c, 0xc3, 7003, 0);
+	ck_assert_int_eq(put(a, "p2", 4096, &p2, NULL), 0);
+	ck_assert_int_eq(evict(a, 4096, &freed, &n), 0);
+	ck_assert_int_eq(freed, 4096);
+	ck_assert_int_eq(lookup(a, ROOT, "p2", NULL), -ENOENT);
+	ck_assert(!wait_request(b, MC_WIRE_REPLICATE, p1, 200));
+	ck_assert(!wait_request(c, MC_WIRE_REPLICATE, p2, 200));
+	client_close(a);
+	client_close(b);
+	client_close(c);
+	master_stop(&tm);
+}
+END_TEST
+
+START_TEST(copies_with_another_copy_go_before_pages_move)
+{
+	struct tmaster tm;
+	struct tclient *a, *b;
+	struct mc_ns_dropped d;
+	uint64_t alone, shared, segs[8];
+	int64_t freed = 0;
+	uint32_t n = 0;
+	unsigned k;
+
+	two_daemons(&tm, &a, &b, 4096);
+	/* the page only a holds is the older one */
+	ck_assert_int_eq(put(a, "alone", 4096, &alone, NULL), 0);
+	ck_assert_int_eq(put(a, "shared", 4096, &shared, NULL), 0);
+	ck_assert_int_eq(add_replica(b, shared), 0);
+	ck_assert_int_eq(evict_reply(a, evict_send(a, 4096), &freed, &n, &d),
+			 0);
+	ck_assert_int_eq(freed, 4096);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(d.page_id, shared);
+	ck_assert_uint_eq(d.flags, MC_NS_DROPPED_COPY);
+	ck_assert(!wait_request(b, MC_WIRE_REPLICATE, alone, 200));
+	ck_assert_int_eq(replicas(b, alone, segs, &k, NULL), 0);
+	ck_assert_uint_eq(segs[0], a->segment);
+	ck_assert_uint_eq(evictions(a), 0);
+	client_close(a);
+	client_close(b);
+	master_stop(&tm);
+}
+END_TEST
+
+START_TEST(what_no_other_segment_can_take_is_evicted_oldest_first)
+{
+	struct tmaster tm;
+	struct tclient *a, *b;
+	uint64_t p[3];
+	int64_t freed = 0;
+	uint32_t n = 0;
+
+	/* b may take 6000 more bytes: one page of 4096, not two */
+	two_daemons(&tm, &a, &b, (1ULL << 30) / 100 * 85 - 6000);
+	ck_assert_int_eq(put(a, "p0", 4096, &p[0], NULL), 0);
+	ck_assert_int_eq(put(a, "p1", 4096, &p[1], NULL), 0);
+	ck_assert_int_eq(put(a, "p2", 4096, &p[2], NULL), 0);
+	ck_assert_int_eq(evict(a, 3 * 4096, &freed, &n), 0);
+	ck_assert_int_eq(freed, 2 * 4096);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(lookup(a, ROOT, "p0", NULL), -ENOENT);
+	ck_assert_int_eq(lookup(a, ROOT, "p1", NULL), -ENOENT);
+	ck_assert(wait_request(b, MC_WIRE_REPLICATE, p[2], 3000));
+	ck_assert_int_eq(lookup(a, ROOT, "p2", NULL), 0);
+	ck_assert_uint_eq(evictions(a), 2);
+	client_close(a);
+	client_close(b);
+	master_stop(&tm);
+}
+END_TEST
+
+START_TEST(an_evict_while_pages_move_waits_and_reports_their_copies)
+{
+	struct tmaster tm;
+	struct tclient *a, *b;
+	struct mc_ns_dropped d;
+	uint64_t page, id;
+	int64_t freed = 0;
+	uint32_t n = 0;
+
+	two_daemons(&tm, &a, &b, 4096);
+	ck_assert_int_eq(put(a, "p", 4096, &page, NULL), 0);
+	ck_assert_int_eq(evict(a, 4096, &freed, &n), 0);
+	ck_assert_int_eq(freed, 0);
+	ck_assert(wait_request(b, MC_WIRE_REPLICATE, page, 3000));
+	/* a is back before the page landed: its EVICT waits for it */
+	id = evict_send(a, 4096);
+	sleep_ms(100);
+	ck_assert_int_eq(add_replica(b, page), 0);
+	memset(&d, 0, sizeof(d));
+	ck_assert_int_eq(evict_reply(a, id, &freed, &n, &d), 0);
+	ck_assert_int_eq(freed, 4096);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(d.page_id, page);
+	ck_assert_uint_eq(d.flags, MC_NS_DROPPED_COPY);
+	/* in the reply, so not again as a DROP */
+	ck_assert(!wait_request(a, MC_WIRE_DROP, page, 200));
+	ck_assert_int_eq(lookup(a, ROOT, "p", NULL), 0);
+	ck_assert_uint_eq(evictions(a), 0);
+	client_close(a);
+	client_close(b);
+	master_stop(&tm);
+}
+END_TEST
+
+START_TEST(pages_that_do_not_land_in_time_are_evicted_instead)
+{
+	struct tmaster tm;
+	struct tclient *a, *b;
+	struct mc_ns_dropped d;
+	uint64_t page, t0;
+	int64_t freed = 0;
+	uint32_t n = 0;
+
+	two_daemons(&tm, &a, &b, 4096);
+	ck_assert_int_eq(put(a, "p", 4096, &page, NULL), 0);
+	ck_assert_int_eq(evict(a, 4096, &freed, &n), 0);
+	ck_assert(wait_request(b, MC_WIRE_REPLICATE, page, 3000));
+	/* b never fetches it */
+	t0 = ms_now();
+	ck_assert_int_eq(evict_reply(a, evict_send(a, 4096), &freed, &n, &d),
+			 0);
+	ck_assert_uint_ge(ms_now() - t0, 300);
+	ck_assert_uint_lt(ms_now() - t0, 3000);
+	ck_assert_int_eq(freed, 4096);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(d.page_id, page);
+	ck_assert_uint_eq(d.flags, 0);
+	ck_assert_int_eq(lookup(a, ROOT, "p", NULL), -ENOENT);
+	ck_assert_uint_eq(evictions(a), 1);
+	/* too late: b frees its copy */
+	ck_assert_int_eq(add_replica(b, page), -ENOENT);
+	client_close(a);
+	client_close(b);
+	master_stop(&tm);
+}
+END_TEST
+
+START_TEST(a_page_opened_while_it_moves_keeps_its_old_copy)
+{
+	struct tmaster tm;
+	struct tclient *a, *b, *tool;
+	uint64_t page, ino, segs[8];
+	int64_t freed = 0;
+	uint32_t n = 0;
+	unsigned k;
+
+	two_daemons(&tm, &a, &b, 4096);
+	tool = client(tm.port);
+	ck_assert_int_eq(put(a, "p", 4096, &page, &ino), 0);
+	ck_assert_int_eq(evict(a, 4096, &freed, &n), 0);
+	ck_assert(wait_request(b, MC_WIRE_REPLICATE, page, 3000));
+	ck_assert_int_eq(pin(tool, MC_WIRE_PIN, ino), 0);
+	ck_assert_int_eq(add_replica(b, page), 0);
+	ck_assert(!wait_request(a, MC_WIRE_DROP, page, 300));
+	ck_assert_int_eq(replicas(a, page, segs, &k, NULL), 0);
+	ck_assert_uint_eq(k, 2);
+	/* closed, a's copy is one like any other: it goes first */
+	ck_assert_int_eq(pin(tool, MC_WIRE_UNPIN, ino), 0);
+	ck_assert_int_eq(evict(a, 4096, &freed, &n), 0);
+	ck_assert_int_eq(freed, 4096);
+	ck_assert_int_eq(replicas(a, page, segs, &k, NULL), 0);
+	ck_assert_uint_eq(k, 1);
+	ck_assert_uint_eq(segs[0], b->segment);
+	client_close(tool);
+	client_close(a);
+	client_close(b);
+	master_stop(&tm);
+}
+END_TEST
+
+START_TEST(a_page_unlinked_while_it_moves_is_forgotten)
+{
+	struct tmaster tm;
+	struct tclient *a, *b;
+	struct mc_wire_msg req;
+	uint64_t page, q, t0;
+	int64_t freed = 0;
+	uint32_t n = 0;
+
+	two_daemons(&tm, &a, &b, 4096);
+	ck_assert_int_eq(put(a, "p", 4096, &page, NULL), 0);
+	ck_assert_int_eq(put(a, "q", 4096, &q, NULL), 0);
+	ck_assert_int_eq(evict(a, 4096, &freed, &n), 0);
+	ck_assert(wait_request(b, MC_WIRE_REPLICATE, page, 3000));
+	memset(&req, 0, sizeof(req));
+	req.type = MC_WIRE_UNLINK;
+	req.u.entry.parent = ROOT;
+	snprintf(req.u.entry.name, sizeof(req.u.entry.name), "p");
+	ck_assert_int_eq(call0(b, &req), 0);
+	ck_assert(wait_request(a, MC_WIRE_DROP, page, 3000));
+	ck_assert_uint_eq(drop_flags(a, page), 0);
+	ck_assert_int_eq(add_replica(b, page), -ENOENT);
+	/* nothing is moving: the next EVICT does not wait, q moves */
+	t0 = ms_now();
+	ck_assert_int_eq(evict(a, 4096, &freed, &n), 0);
+	ck_assert_uint_lt(ms_now() - t0, 250);
+	ck_assert_int_eq(freed, 0);
+	ck_assert(wait_request(b, MC_WIRE_REPLICATE, q, 3000));
+	client_close(a);
+	client_close(b);
+	master_stop(&tm);
+}
+END_TEST
+
 /* ---- tests: hostile bytes -------------------------------------------------- */
 
 static void send_frame(int fd, uint16_t type, uint64_t id, const void *payload,
@@ -1466,6 +1816,22 @@ static Suite *master_suite(void)
 	    register_with_pool_lost_drops_its_copies);
 	add(s, "EVICT drops only the caller's copy",
 	    evict_drops_only_the_callers_copy);
+	add(s, "EVICT moves pages to a segment with room instead",
+	    evict_moves_pages_to_a_segment_with_room_instead);
+	add(s, "with no room anywhere EVICT evicts as before",
+	    with_no_room_anywhere_evict_evicts_as_before);
+	add(s, "copies with another copy go before pages move",
+	    copies_with_another_copy_go_before_pages_move);
+	add(s, "what no other segment can take is evicted, oldest first",
+	    what_no_other_segment_can_take_is_evicted_oldest_first);
+	add(s, "an EVICT while pages move waits and reports their copies",
+	    an_evict_while_pages_move_waits_and_reports_their_copies);
+	add(s, "pages that do not land in time are evicted instead",
+	    pages_that_do_not_land_in_time_are_evicted_instead);
+	add(s, "a page opened while it moves keeps its old copy",
+	    a_page_opened_while_it_moves_keeps_its_old_copy);
+	add(s, "a page unlinked while it moves is forgotten",
+	    a_page_unlinked_while_it_moves_is_forgotten);
 	add(s, "garbage closes only that connection",
 	    garbage_closes_only_that_connection);
 	add(s, "bad payloads are answered and the connection goes on",

@@ -1,7 +1,8 @@
 /*
  * test_store.c - the store as the master sees it: copies in segments,
- * eviction per segment, lost segments, holdings, the segment registry,
- * re-replication and the migration from schema version 1.
+ * eviction per segment, moving copies, lost segments, holdings, the
+ * segment registry, re-replication and the migration from schema
+ * version 1.
  */
 #include <check.h>
 #include <errno.h>
@@ -652,6 +653,208 @@ START_TEST(pins_and_touches_of_a_dropped_page_are_harmless)
 }
 END_TEST
 
+/* ----------------------------------------------- copies, and moving them */
+
+START_TEST(evicting_copies_only_leaves_every_last_copy_alone)
+{
+	struct mc_store *st = open_mem();
+	struct seen *s = calloc(1, sizeof(*s));
+	uint64_t seg[MC_NS_MAX_REPLICAS];
+	struct mc_ns_stats stats;
+	struct mc_ns_attr pinned;
+	/* oldest first: the sole copies are the oldest of A */
+	uint64_t sole = put(st, SEG_A, "sole", 100, 1, NULL);
+	uint64_t both1 = put(st, SEG_A, "both1", 100, 2, NULL);
+	uint64_t open = put(st, SEG_A, "open", 100, 3, &pinned);
+	uint64_t both2 = put(st, SEG_A, "both2", 100, 4, NULL);
+	uint64_t onb = put(st, SEG_B, "onb", 100, 5, NULL);
+
+	ck_assert_int_eq(mc_store_add_replica(st, both1, SEG_B), 0);
+	ck_assert_int_eq(mc_store_add_replica(st, open, SEG_B), 0);
+	ck_assert_int_eq(mc_store_add_replica(st, both2, SEG_C), 0);
+	mc_store_pin(st, pinned.ino);
+	ck_assert_int_eq(mc_store_evict_copies(st, SEG_A, 150, 1, seen_fn, s),
+			 200);
+	ck_assert_uint_eq(s->n, 2);
+	ck_assert_uint_eq(s->d[0].page_id, both1);
+	ck_assert_uint_eq(s->d[1].page_id, both2);
+	for (size_t i = 0; i < s->n; i++) {
+		ck_assert_uint_eq(s->d[i].flags, MC_NS_DROPPED_COPY);
+		ck_assert_uint_eq(s->d[i].nsegments, 1);
+		ck_assert_uint_eq(s->d[i].segments[0], SEG_A);
+	}
+	ck_assert_str_eq(s->d[0].name, "both1");
+	/* nothing more to give, however much is asked */
+	ck_assert_int_eq(
+		mc_store_evict_copies(st, SEG_A, UINT64_MAX, 1, seen_fn, s), 0);
+	ck_assert_uint_eq(copies(st, sole, seg), 1);
+	ck_assert_uint_eq(seg[0], SEG_A);
+	ck_assert_uint_eq(copies(st, open, seg), 2);
+	ck_assert_uint_eq(copies(st, both1, seg), 1);
+	ck_assert_uint_eq(seg[0], SEG_B);
+	ck_assert_uint_eq(copies(st, both2, seg), 1);
+	ck_assert_uint_eq(seg[0], SEG_C);
+	ck_assert_uint_eq(copies(st, onb, seg), 1);
+	mc_store_get_stats(st, &stats);
+	ck_assert_uint_eq(stats.pages, 5);
+	ck_assert_uint_eq(stats.evictions, 0);
+	/* unpinned, the open page's copy on A may go too */
+	mc_store_unpin(st, pinned.ino);
+	ck_assert_int_eq(mc_store_evict_copies(st, SEG_A, UINT64_MAX, 4096,
+					       seen_fn, s),
+			 4096);
+	ck_assert_uint_eq(s->d[2].page_id, open);
+	free(s);
+	mc_store_close(st);
+}
+END_TEST
+
+/* What mc_store_sole_copies() offered, and what to answer. */
+struct offers {
+	size_t n;
+	struct mc_ns_dropped d[16];
+	uint64_t footprint[16];
+	int answer[16]; /* by offer; 0 unless set: see take_fn */
+	bool take_all;
+};
+
+static int take_fn(void *ctx, const struct mc_ns_dropped *d, uint64_t footprint)
+{
+	struct offers *o = ctx;
+	int r;
+
+	ck_assert_uint_lt(o->n, 16);
+	r = o->take_all ? 1 : o->answer[o->n];
+	o->d[o->n] = *d;
+	o->footprint[o->n++] = footprint;
+	return r;
+}
+
+START_TEST(sole_copies_are_offered_oldest_first_without_pinned_or_shared_ones)
+{
+	struct mc_store *st = open_mem();
+	struct offers *o = calloc(1, sizeof(*o));
+	uint64_t seg[MC_NS_MAX_REPLICAS];
+	struct mc_ns_stats stats;
+	struct mc_ns_attr pinned, a1;
+	uint64_t p1 = put(st, SEG_A, "p1", 1000, 5, &a1);
+	uint64_t shared = put(st, SEG_A, "shared", 1000, 1, NULL);
+	uint64_t open = put(st, SEG_A, "open", 1000, 2, &pinned);
+	uint64_t p0 = put(st, SEG_A, "p0", 1000, 3, NULL);
+	uint64_t p2 = put(st, SEG_A, "p2", 1000, 9, NULL);
+
+	put(st, SEG_B, "onb", 1000, 0, NULL);
+	ck_assert_int_eq(mc_store_add_replica(st, shared, SEG_B), 0);
+	mc_store_pin(st, pinned.ino);
+	/* p1 opened after p2: the order is p0, p2, p1 */
+	ck_assert_int_eq(mc_store_touch(st, a1.ino, 20), 0);
+
+	o->take_all = true;
+	ck_assert_int_eq(mc_store_sole_copies(st, SEG_A, UINT64_MAX, 4096,
+					      take_fn, o),
+			 3 * 4096);
+	ck_assert_uint_eq(o->n, 3);
+	ck_assert_uint_eq(o->d[0].page_id, p0);
+	ck_assert_uint_eq(o->d[1].page_id, p2);
+	ck_assert_uint_eq(o->d[2].page_id, p1);
+	ck_assert_str_eq(o->d[2].name, "p1");
+	ck_assert_uint_eq(o->d[2].ino, a1.ino);
+	ck_assert_uint_eq(o->d[2].size, 1000);
+	ck_assert_uint_eq(o->d[2].flags, 0);
+	ck_assert_uint_eq(o->d[2].nsegments, 1);
+	ck_assert_uint_eq(o->d[2].segments[0], SEG_A);
+	ck_assert_uint_eq(o->footprint[0], 4096);
+	/* listed, not dropped */
+	ck_assert_uint_eq(copies(st, p0, seg), 1);
+	ck_assert_uint_eq(seg[0], SEG_A);
+	ck_assert_uint_eq(copies(st, p1, seg), 1);
+	ck_assert_uint_eq(copies(st, shared, seg), 2);
+	ck_assert_uint_eq(copies(st, open, seg), 1);
+	mc_store_get_stats(st, &stats);
+	ck_assert_uint_eq(stats.pages, 6);
+	ck_assert_uint_eq(stats.evictions, 0);
+
+	/* a page passed over does not count; the walk goes on to the next */
+	memset(o, 0, sizeof(*o));
+	o->answer[0] = 0;
+	o->answer[1] = 1;
+	ck_assert_int_eq(mc_store_sole_copies(st, SEG_A, 1, 1, take_fn, o),
+			 1000);
+	ck_assert_uint_eq(o->n, 2);
+	ck_assert_uint_eq(o->d[1].page_id, p2);
+	/* -1 ends the walk with what was taken */
+	memset(o, 0, sizeof(*o));
+	o->answer[0] = 1;
+	o->answer[1] = -1;
+	ck_assert_int_eq(mc_store_sole_copies(st, SEG_A, UINT64_MAX, 1, take_fn,
+					      o),
+			 1000);
+	ck_assert_uint_eq(o->n, 2);
+	/* a segment with nothing of its own offers nothing */
+	memset(o, 0, sizeof(*o));
+	o->take_all = true;
+	ck_assert_int_eq(
+		mc_store_sole_copies(st, SEG_C, UINT64_MAX, 1, take_fn, o), 0);
+	ck_assert_uint_eq(o->n, 0);
+	mc_store_unpin(st, pinned.ino);
+	free(o);
+	mc_store_close(st);
+}
+END_TEST
+
+START_TEST(dropping_one_copy_keeps_the_page_on_its_other_segments)
+{
+	struct mc_store *st = open_mem();
+	uint64_t seg[MC_NS_MAX_REPLICAS];
+	struct mc_ns_stats stats;
+	struct mc_ns_dropped d;
+	struct ids u = { 0 };
+	struct mc_ns_attr a, q;
+	uint64_t p = put(st, SEG_A, "p", 1000, 7, &a);
+	uint64_t pq = put(st, SEG_A, "q", 10, 8, &q);
+
+	ck_assert_int_eq(mc_store_add_replica(st, p, SEG_B), 0);
+	ck_assert_int_eq(mc_store_drop_copy(st, p, SEG_A, &d), 0);
+	ck_assert_uint_eq(d.flags, MC_NS_DROPPED_COPY);
+	ck_assert_uint_eq(d.ino, a.ino);
+	ck_assert_uint_eq(d.page_id, p);
+	ck_assert_uint_eq(d.size, 1000);
+	ck_assert_str_eq(d.name, "p");
+	ck_assert_uint_eq(d.nsegments, 1);
+	ck_assert_uint_eq(d.segments[0], SEG_A);
+	ck_assert(visible(st, "p"));
+	ck_assert_uint_eq(copies(st, p, seg), 1);
+	ck_assert_uint_eq(seg[0], SEG_B);
+	/* no copy there any more; the last one is never dropped this way */
+	ck_assert_int_eq(mc_store_drop_copy(st, p, SEG_A, &d), -ENOENT);
+	ck_assert_uint_eq(d.ino, 0);
+	ck_assert_int_eq(mc_store_drop_copy(st, p, SEG_B, &d), -EBUSY);
+	ck_assert_int_eq(mc_store_drop_copy(st, 999999, SEG_B, &d), -ENOENT);
+	ck_assert(visible(st, "p"));
+
+	/* an open page keeps its copies */
+	ck_assert_int_eq(mc_store_add_replica(st, pq, SEG_C), 0);
+	mc_store_pin(st, q.ino);
+	ck_assert_int_eq(mc_store_drop_copy(st, pq, SEG_A, &d), -EBUSY);
+	ck_assert_uint_eq(copies(st, pq, seg), 2);
+	mc_store_unpin(st, q.ino);
+	/* a reconcile under way hears that the copy went */
+	ck_assert_int_eq(mc_store_holdings_begin(st, SEG_A), 0);
+	ck_assert_int_eq(mc_store_drop_copy(st, pq, SEG_A, &d), 0);
+	ck_assert_int_eq(
+		mc_store_holdings_add(st, SEG_A, &pq, 1, unknown_fn, &u), 0);
+	ck_assert_uint_eq(u.n, 1);
+	ck_assert_uint_eq(u.id[0], pq);
+	ck_assert_int_eq(mc_store_holdings_end(st, SEG_A, NULL, NULL), 0);
+	ck_assert_uint_eq(copies(st, pq, seg), 1);
+	ck_assert_uint_eq(seg[0], SEG_C);
+	mc_store_get_stats(st, &stats);
+	ck_assert_uint_eq(stats.pages, 2);
+	ck_assert_uint_eq(stats.evictions, 0);
+	mc_store_close(st);
+}
+END_TEST
+
 /* -------------------------------------------------------- lost segments */
 
 START_TEST(a_lost_segment_drops_pages_only_it_held_and_keeps_the_others)
@@ -1286,6 +1489,12 @@ static Suite *store_suite(void)
 	    touches_and_utimes_move_every_copy_in_its_segments_lru);
 	add(s, "pins and touches of a dropped page are harmless",
 	    pins_and_touches_of_a_dropped_page_are_harmless);
+	add(s, "evicting copies only leaves every last copy alone",
+	    evicting_copies_only_leaves_every_last_copy_alone);
+	add(s, "sole copies are offered oldest first, without pinned or shared ones",
+	    sole_copies_are_offered_oldest_first_without_pinned_or_shared_ones);
+	add(s, "dropping one copy keeps the page on its other segments",
+	    dropping_one_copy_keeps_the_page_on_its_other_segments);
 	add(s, "a lost segment drops pages only it held and keeps the others",
 	    a_lost_segment_drops_pages_only_it_held_and_keeps_the_others);
 	add(s, "a lost segment of thousands of pages is swept in batches",
