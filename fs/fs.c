@@ -279,8 +279,11 @@ static void drop_page_as(struct mc_fs *fs, const struct mc_ns_dropped *d,
 		/* idle: nobody reads it, its backing file can go now */
 		mc_inode_remove_locked(fs->itab, in);
 	} else if (in && in->state == MC_INODE_OPEN) {
+		/* closed for good at its last close, never parked idle */
 		in->dead = true;
-		in->attr.nlink = 0;
+		/* only this host's copy went: the page lives on elsewhere */
+		if (!(d->flags & MC_NS_DROPPED_COPY))
+			in->attr.nlink = 0;
 		in = NULL;
 	} else {
 		in = NULL;
@@ -305,7 +308,9 @@ static void on_evicted(void *ctx, const struct mc_ns_dropped *d)
 	struct mc_fs *fs = ctx;
 
 	drop_page_as(fs, d, false);
-	queue_inval(fs, d->parent, d->name);
+	/* a copy that went elsewhere leaves the name as it was */
+	if (!(d->flags & MC_NS_DROPPED_COPY))
+		queue_inval(fs, d->parent, d->name);
 }
 
 void mc_fs_drop_now(struct mc_fs *fs, const struct mc_ns_dropped *d)

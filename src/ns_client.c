@@ -558,6 +558,20 @@ static int session_open(struct ns_client *c, struct mc_wire_conn **connp,
 			     c->master_host, c->master_port);
 		goto out;
 	}
+	/*
+	 * A first heartbeat now, not a period later: the master sends a full
+	 * host's pages only to hosts whose room it has heard of.
+	 */
+	memset(&req, 0, sizeof(req));
+	req.type = MC_WIRE_HEARTBEAT;
+	req.u.heartbeat.segment_id = c->ns.segment;
+	if (c->p.usage)
+		c->p.usage(c->p.ctx, &req.u.heartbeat.used_bytes,
+			   &req.u.heartbeat.pages);
+	r = session_call(c, conn, &req, b->next_id++, &rep);
+	mc_wire_msg_release(&rep);
+	if (r < 0)
+		goto out;
 	mc_log(MC_LOG_NOTICE,
 	       "master: registered with '%s:%u' as segment %" PRIu64
 	       " (%" PRIu64 " pages held here)",

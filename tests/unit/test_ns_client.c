@@ -396,6 +396,17 @@ static void fake_session(struct fake_master *f, struct mc_wire_conn *conn)
 		if (fake_send(conn, &rep, h.id) < 0)
 			return;
 	}
+	if (f->mode == FAKE_BAD_HOLDINGS)
+		return;
+	/* the client's first heartbeat ends its registration */
+	if (mc_wire_conn_recv(conn, &h, &m, &ds) < 0)
+		return;
+	ck_assert_uint_eq(h.type, MC_WIRE_HEARTBEAT);
+	mc_wire_msg_release(&m);
+	memset(&rep, 0, sizeof(rep));
+	rep.type = MC_WIRE_HEARTBEAT | MC_WIRE_REPLY;
+	if (fake_send(conn, &rep, h.id) < 0)
+		return;
 	if (f->mode == FAKE_DEAF) {
 		while (!atomic_load(&f->stop))
 			usleep(10000);
