@@ -46,9 +46,10 @@ void mc_remote_replicate(struct mc_remote *r, uint64_t page_id);
 void mc_remote_drop(struct mc_remote *r, const struct mc_ns_dropped *d);
 
 /*
- * A page whose commit found no master (its bytes are in the pool's
- * pages/): retry the commit from this module's thread until the master
- * answers, for up to MC_REMOTE_DEFER_NS; then the page is freed.
+ * A page whose commit found no master (its bytes wait in the pool's
+ * pending/): retry the commit from this module's thread until the master
+ * answers, for up to MC_REMOTE_DEFER_NS, then move it to pages/; a page
+ * still not taken then is freed.
  */
 #define MC_REMOTE_DEFER_NS (60ull * 1000000000ull)
 void mc_remote_defer_commit(struct mc_remote *r, const struct mc_ns_commit *c);
