@@ -58,6 +58,7 @@
 
 #include <arpa/inet.h>
 
+#include "id_counts.h"
 #include "log.h"
 #include "master.h"
 #include "store.h"
@@ -156,14 +157,6 @@ struct master_seg {
 	struct id_list repl; /* outbox: REPLICATE */
 };
 
-/* Pin counts of one connection, by inode: linear probing, key 0 free. */
-struct pin_map {
-	uint64_t *ino;
-	uint32_t *count;
-	size_t cap; /* a power of two, or 0 */
-	size_t used;
-};
-
 /* A request received and not yet answered. */
 struct master_req {
 	struct mc_wire_header h;
@@ -184,7 +177,7 @@ struct master_conn {
 	/* the connection's thread only */
 	bool hello_done;
 	bool holdings_open; /* a HOLDINGS reconcile is under way */
-	struct pin_map pins;
+	struct mc_id_counts pins; /* the pins it took, by inode */
 	/* per-request scratch, sized MC_WIRE_MAX_BATCH on first use */
 	struct mc_wire_commit_result *results;
 	struct mc_store_commit_item *items; /* grows to the largest run */
@@ -330,105 +323,6 @@ static void store_failed(const struct mc_master *m, const char *what, int r)
 		MC_LOG_ERR,
 		"store: %s failed on '%s' (%s): check the disk and the memory of the master host; clients see the error",
 		what, m->db_path, strerror(-r));
-}
-
-/* ---- pins of one connection ------------------------------------------- */
-
-static size_t pin_home(const struct pin_map *p, uint64_t ino)
-{
-	return (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 17) & (p->cap - 1);
-}
-
-static size_t pin_slot(const struct pin_map *p, uint64_t ino)
-{
-	size_t i = pin_home(p, ino);
-
-	while (p->ino[i] != 0 && p->ino[i] != ino)
-		i = (i + 1) & (p->cap - 1);
-	return i;
-}
-
-static int pin_grow(struct pin_map *p)
-{
-	struct pin_map n = { 0 };
-
-	n.cap = p->cap ? p->cap * 2 : 64;
-	n.ino = calloc(n.cap, sizeof(*n.ino));
-	n.count = calloc(n.cap, sizeof(*n.count));
-	if (!n.ino || !n.count) {
-		free(n.ino);
-		free(n.count);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < p->cap; i++) {
-		size_t j;
-
-		if (p->ino[i] == 0)
-			continue;
-		j = pin_slot(&n, p->ino[i]);
-		n.ino[j] = p->ino[i];
-		n.count[j] = p->count[i];
-	}
-	n.used = p->used;
-	free(p->ino);
-	free(p->count);
-	*p = n;
-	return 0;
-}
-
-static int pin_add(struct pin_map *p, uint64_t ino)
-{
-	size_t i;
-
-	if ((p->used + 1) * 2 > p->cap && pin_grow(p) < 0)
-		return -ENOMEM;
-	i = pin_slot(p, ino);
-	if (p->ino[i] == 0) {
-		p->ino[i] = ino;
-		p->count[i] = 0;
-		p->used++;
-	}
-	if (p->count[i] == UINT32_MAX)
-		return -EOVERFLOW;
-	p->count[i]++;
-	return 0;
-}
-
-/* Remove slot i, shifting later entries of its run back (no tombstones). */
-static void pin_delete(struct pin_map *p, size_t i)
-{
-	size_t j = i, k;
-
-	for (;;) {
-		j = (j + 1) & (p->cap - 1);
-		if (p->ino[j] == 0)
-			break;
-		k = pin_home(p, p->ino[j]);
-		/* the entry at j may move to i unless its home is in (i, j] */
-		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-			continue;
-		p->ino[i] = p->ino[j];
-		p->count[i] = p->count[j];
-		i = j;
-	}
-	p->ino[i] = 0;
-	p->count[i] = 0;
-	p->used--;
-}
-
-/* true when this connection held a pin on ino (now one fewer) */
-static bool pin_remove(struct pin_map *p, uint64_t ino)
-{
-	size_t i;
-
-	if (p->cap == 0 || ino == 0)
-		return false;
-	i = pin_slot(p, ino);
-	if (p->ino[i] == 0)
-		return false;
-	if (--p->count[i] == 0)
-		pin_delete(p, i);
-	return true;
 }
 
 /* ---- the segment registry (m->lock held) ------------------------------ */
@@ -659,8 +553,7 @@ static size_t pick_targets_locked(struct mc_master *m, const uint64_t *have,
 static void conn_free(struct master_conn *c)
 {
 	mc_wire_conn_close(c->wc);
-	free(c->pins.ino);
-	free(c->pins.count);
+	mc_id_counts_release(&c->pins);
 	free(c->results);
 	free(c->items);
 	free(c->run);
@@ -1543,12 +1436,12 @@ static int on_pin(struct master_conn *c, const struct mc_wire_header *h,
 			continue;
 		if (!pin) {
 			/* only pins this connection took: no one unpins another's */
-			if (pin_remove(&c->pins, ino))
+			if (mc_id_counts_add(&c->pins, ino, -1) >= 0)
 				mc_store_unpin(c->m->st, ino);
 			continue;
 		}
 		/* a pin the connection could not release at its end is not taken */
-		if (pin_add(&c->pins, ino) < 0) {
+		if (mc_id_counts_add(&c->pins, ino, 1) < 0) {
 			r = -ENOMEM;
 			continue;
 		}
@@ -1720,19 +1613,24 @@ static void on_reply(struct master_conn *c, const struct mc_wire_header *h,
 		       c->peer, strerror(-st), h->id);
 }
 
+/* Release in the store every pin a closing connection still holds. */
+static int unpin_all(void *st, uint64_t ino, uint64_t count)
+{
+	for (uint64_t k = 0; k < count; k++)
+		mc_store_unpin(st, ino);
+	return 0;
+}
+
 /* The segment stays live until its ttl (the daemon may be restarting). */
 static void conn_end(struct master_conn *c)
 {
 	struct mc_master *m = c->m;
 	bool last;
 
-	for (size_t i = 0; i < c->pins.cap; i++)
-		for (uint32_t k = 0; c->pins.ino[i] && k < c->pins.count[i];
-		     k++)
-			mc_store_unpin(m->st, c->pins.ino[i]);
-	if (c->pins.used)
+	mc_id_counts_foreach(&c->pins, unpin_all, m->st);
+	if (mc_id_counts_size(&c->pins))
 		mc_log(MC_LOG_DEBUG, "%s closed holding %zu pins: released",
-		       c->peer, c->pins.used);
+		       c->peer, mc_id_counts_size(&c->pins));
 
 	pthread_mutex_lock(&m->lock);
 	if (c->seg && c->seg->conn == c)
@@ -1922,6 +1820,7 @@ static int conn_start(struct mc_master *m, int fd,
 		return -ENOMEM;
 	}
 	c->m = m;
+	mc_id_counts_init(&c->pins);
 	describe_peer(ss, c->peer, sizeof(c->peer));
 	tune_socket(m, fd);
 	r = mc_wire_conn_open(&c->wc, fd);

@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "id_counts.h"
 #include "log.h"
 #include "ns_client.h"
 #include "wire.h"
@@ -53,7 +54,6 @@
 #define CLIENT_BACKOFF_MAX_MS 1000
 #define CLIENT_RESERVE_BATCH 256
 #define CLIENT_TOUCH_BATCH 256
-#define CLIENT_PIN_BUCKETS 4096
 
 struct waiter {
 	struct waiter *next;
@@ -63,12 +63,6 @@ struct waiter {
 	int status;		/* connection-level result when done */
 	struct mc_wire_msg reply;
 	pthread_cond_t cond;
-};
-
-struct pin {
-	struct pin *next;
-	uint64_t ino;
-	uint64_t count;
 };
 
 struct ns_client {
@@ -95,8 +89,7 @@ struct ns_client {
 	unsigned nreserved, reserved_next;
 	struct mc_wire_touch_item touches[CLIENT_TOUCH_BATCH];
 	unsigned ntouches;
-	struct pin *pins[CLIENT_PIN_BUCKETS];
-	uint64_t npins;			/* sum of the pins' counts */
+	struct mc_id_counts pins;	/* the pins of files open here */
 
 	pthread_t session_thread, heartbeat_thread;
 	bool session_running, heartbeat_running;
@@ -437,6 +430,22 @@ static int holdings_emit(void *ctx, uint64_t page_id)
 	return 0;
 }
 
+/* Counts the ids to send while ids is NULL, then fills ids. */
+struct pins_snapshot {
+	uint64_t *ids;
+	uint64_t n;
+};
+
+static int pins_snapshot_one(void *ctx, uint64_t ino, uint64_t count)
+{
+	struct pins_snapshot *s = ctx;
+
+	for (uint64_t k = 0; k < count; k++, s->n++)
+		if (s->ids)
+			s->ids[s->n] = ino;
+	return 0;
+}
+
 /*
  * The pins of files open here, once per count, for the new session (a
  * restarted master lost them): taken in the critical section that makes
@@ -445,25 +454,26 @@ static int holdings_emit(void *ctx, uint64_t page_id)
  */
 static uint64_t *pins_snapshot_locked(struct ns_client *c, uint64_t *nidsp)
 {
-	uint64_t *ids, n = 0;
+	struct pins_snapshot s = { 0 };
+	uint64_t n;
 
 	*nidsp = 0;
-	if (c->npins == 0)
+	mc_id_counts_foreach(&c->pins, pins_snapshot_one, &s);
+	if (s.n == 0)
 		return NULL;
-	ids = malloc(c->npins * sizeof(*ids));
-	if (!ids) {
+	n = s.n;
+	s.ids = malloc(n * sizeof(*s.ids));
+	if (!s.ids) {
 		mc_log(MC_LOG_ERR,
 		       "master: out of memory re-declaring the %" PRIu64
 		       " pages open here: they may be evicted while open",
-		       c->npins);
+		       n);
 		return NULL;
 	}
-	for (unsigned b = 0; b < CLIENT_PIN_BUCKETS; b++)
-		for (struct pin *p = c->pins[b]; p; p = p->next)
-			for (uint64_t k = 0; k < p->count && n < c->npins; k++)
-				ids[n++] = p->ino;
-	*nidsp = n;
-	return ids;
+	s.n = 0;
+	mc_id_counts_foreach(&c->pins, pins_snapshot_one, &s);
+	*nidsp = s.n;
+	return s.ids;
 }
 
 /* Send the snapshot as PINs (their replies are read and dropped). */
@@ -769,14 +779,7 @@ static void client_close(struct mc_ns *ns)
 	struct ns_client *c = cl(ns);
 
 	mc_ns_client_stop(ns);
-	for (unsigned b = 0; b < CLIENT_PIN_BUCKETS; b++) {
-		while (c->pins[b]) {
-			struct pin *p = c->pins[b];
-
-			c->pins[b] = p->next;
-			free(p);
-		}
-	}
+	mc_id_counts_release(&c->pins);
 	pthread_cond_destroy(&c->hb_cond);
 	pthread_cond_destroy(&c->state_cond);
 	pthread_mutex_destroy(&c->lock);
@@ -1107,15 +1110,6 @@ static int client_readdir(struct mc_ns *ns, uint64_t dir, uint64_t after,
 	return r;
 }
 
-static struct pin **pin_slot_locked(struct ns_client *c, uint64_t ino)
-{
-	struct pin **pp = &c->pins[(ino * 0x9e3779b97f4a7c15ULL) >> 52];
-
-	while (*pp && (*pp)->ino != ino)
-		pp = &(*pp)->next;
-	return pp;
-}
-
 static void send_pin(struct ns_client *c, uint16_t type, uint64_t ino)
 {
 	struct mc_wire_msg req;
@@ -1127,25 +1121,17 @@ static void send_pin(struct ns_client *c, uint16_t type, uint64_t ino)
 	send_async(c, &req);
 }
 
+/*
+ * Counted for the replay, then sent either way: a pin the map cannot
+ * count (out of memory) still holds in this session; only a restarted
+ * master would miss it.  An unpin of an uncounted inode changes nothing.
+ */
 static void client_pin(struct mc_ns *ns, uint64_t ino)
 {
 	struct ns_client *c = cl(ns);
-	struct pin **pp, *p;
 
 	pthread_mutex_lock(&c->lock);
-	pp = pin_slot_locked(c, ino);
-	if (*pp) {
-		(*pp)->count++;
-		c->npins++;
-	} else {
-		p = calloc(1, sizeof(*p));
-		if (p) {
-			p->ino = ino;
-			p->count = 1;
-			*pp = p;
-			c->npins++;
-		}
-	}
+	mc_id_counts_add(&c->pins, ino, 1);
 	pthread_mutex_unlock(&c->lock);
 	send_pin(c, MC_WIRE_PIN, ino);
 }
@@ -1153,18 +1139,9 @@ static void client_pin(struct mc_ns *ns, uint64_t ino)
 static void client_unpin(struct mc_ns *ns, uint64_t ino)
 {
 	struct ns_client *c = cl(ns);
-	struct pin **pp, *p;
 
 	pthread_mutex_lock(&c->lock);
-	pp = pin_slot_locked(c, ino);
-	p = *pp;
-	if (p) {
-		c->npins--;
-		if (--p->count == 0) {
-			*pp = p->next;
-			free(p);
-		}
-	}
+	mc_id_counts_add(&c->pins, ino, -1);
 	pthread_mutex_unlock(&c->lock);
 	send_pin(c, MC_WIRE_UNPIN, ino);
 }
@@ -1318,6 +1295,7 @@ int mc_ns_connect(struct mc_ns **nsp, const struct mc_ns_client_params *p)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	mc_id_counts_init(&c->pins);
 	c->p = *p;
 	if (c->p.timeout_ms == 0)
 		c->p.timeout_ms = CLIENT_TIMEOUT_MS;

@@ -45,6 +45,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "id_counts.h"
 #include "log.h"
 #include "name.h"
 #include "store.h"
@@ -291,17 +292,6 @@ enum store_hold {
 static const uint8_t store_local_uuid[16] = { [15] = 1 };
 
 /*
- * Pin counts by inode: open addressing with linear probing, key 0 free
- * (no inode is 0), deletion by backward shift so there are no tombstones.
- */
-struct store_pins {
-	uint64_t *ino;
-	uint32_t *count;
-	size_t cap;		/* a power of two, or 0 before the first pin */
-	size_t used;
-};
-
-/*
  * Opens move pages in the LRU; writing each to sqlite would cost a WAL
  * write per read.  They are kept here and written in one transaction when
  * the batch fills, before every eviction, on mc_store_flush_touches() and
@@ -317,7 +307,7 @@ struct mc_store {
 	/* [next, end) was persisted as reserved; protected by st->lock */
 	uint64_t ino_next, ino_end;
 	uint64_t page_next, page_end;
-	struct store_pins pins;	/* protected by st->lock */
+	struct mc_id_counts pins; /* pins by inode; protected by st->lock */
 	uint64_t evictions;	/* protected by st->lock */
 	uint64_t evicted_bytes;	/* protected by st->lock */
 	/*
@@ -346,80 +336,6 @@ static uint64_t store_now_ns(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* ------------------------------------------------------------------ pins */
-
-static size_t pins_home(const struct store_pins *p, uint64_t ino)
-{
-	/* Fibonacci hashing: sequential inode numbers spread over the table */
-	return (size_t)((ino * 0x9e3779b97f4a7c15ull) >> 20) & (p->cap - 1);
-}
-
-/* The slot holding ino, or the free slot where it would go. */
-static size_t pins_slot(const struct store_pins *p, uint64_t ino)
-{
-	size_t i = pins_home(p, ino);
-
-	while (p->ino[i] != 0 && p->ino[i] != ino)
-		i = (i + 1) & (p->cap - 1);
-	return i;
-}
-
-static int pins_grow(struct store_pins *p)
-{
-	size_t cap = p->cap ? p->cap * 2 : 64;
-	struct store_pins n = { .cap = cap };
-
-	n.ino = calloc(cap, sizeof(*n.ino));
-	n.count = calloc(cap, sizeof(*n.count));
-	if (!n.ino || !n.count) {
-		free(n.ino);
-		free(n.count);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < p->cap; i++) {
-		size_t j;
-
-		if (p->ino[i] == 0)
-			continue;
-		j = pins_slot(&n, p->ino[i]);
-		n.ino[j] = p->ino[i];
-		n.count[j] = p->count[i];
-		n.used++;
-	}
-	free(p->ino);
-	free(p->count);
-	*p = n;
-	return 0;
-}
-
-static bool pins_has(const struct store_pins *p, uint64_t ino)
-{
-	return p->cap && p->ino[pins_slot(p, ino)] == ino;
-}
-
-static void pins_delete(struct store_pins *p, size_t i)
-{
-	size_t mask = p->cap - 1, j = i;
-
-	for (;;) {
-		size_t k;
-
-		j = (j + 1) & mask;
-		if (p->ino[j] == 0)
-			break;
-		k = pins_home(p, p->ino[j]);
-		/* an entry whose home lies cyclically in (i, j] stays put */
-		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-			continue;
-		p->ino[i] = p->ino[j];
-		p->count[i] = p->count[j];
-		i = j;
-	}
-	p->ino[i] = 0;
-	p->count[i] = 0;
-	p->used--;
 }
 
 /* --------------------------------------------------------- sqlite adapter */
@@ -1089,6 +1005,7 @@ int mc_store_open(struct mc_store **stp, const char *path)
 	if (!st)
 		return -ENOMEM;
 	pthread_mutex_init(&st->lock, NULL);
+	mc_id_counts_init(&st->pins);
 	st->path = strdup(path);
 	if (!st->path) {
 		r = -ENOMEM;
@@ -1166,8 +1083,7 @@ void mc_store_close(struct mc_store *st)
 		       "store: cannot close '%s' cleanly: %s: the next open recovers it from the WAL",
 		       st->path, sqlite3_errmsg(st->db));
 	free(st->reconciling);
-	free(st->pins.ino);
-	free(st->pins.count);
+	mc_id_counts_release(&st->pins);
 	free(st->path);
 	pthread_mutex_destroy(&st->lock);
 	free(st);
@@ -1824,48 +1740,32 @@ out_unlock:
 
 void mc_store_pin(struct mc_store *st, uint64_t ino)
 {
-	struct store_pins *p = &st->pins;
-	size_t i;
+	int r;
 
 	if (ino == 0)
 		return;
 	pthread_mutex_lock(&st->lock);
-	/* keep the table at most half full so probes stay short */
-	if ((p->used + 1) * 2 > p->cap && pins_grow(p) < 0) {
+	r = mc_id_counts_add(&st->pins, ino, 1);
+	pthread_mutex_unlock(&st->lock);
+	if (r < 0)
 		mc_log(MC_LOG_ERR,
 		       "store: cannot pin inode %" PRIu64
-		       " (out of memory): it may be evicted while open, free some memory",
-		       ino);
-		goto out_unlock;
-	}
-	i = pins_slot(p, ino);
-	if (p->ino[i] == 0) {
-		p->ino[i] = ino;
-		p->used++;
-	}
-	p->count[i]++;
-out_unlock:
-	pthread_mutex_unlock(&st->lock);
+		       " (%s): it may be evicted while open, free some memory",
+		       ino, strerror(-r));
 }
 
 void mc_store_unpin(struct mc_store *st, uint64_t ino)
 {
-	struct store_pins *p = &st->pins;
-	size_t i;
+	int r;
 
 	pthread_mutex_lock(&st->lock);
-	if (ino == 0 || !pins_has(p, ino)) {
+	r = mc_id_counts_add(&st->pins, ino, -1);
+	pthread_mutex_unlock(&st->lock);
+	if (r < 0)
 		mc_log_ratelimited(MC_LOG_WARNING,
 				   "store: unpin of inode %" PRIu64
 				   " that is not pinned: a caller unpinned twice, report a bug",
 				   ino);
-		goto out_unlock;
-	}
-	i = pins_slot(p, ino);
-	if (--p->count[i] == 0)
-		pins_delete(p, i);
-out_unlock:
-	pthread_mutex_unlock(&st->lock);
 }
 
 /* ---------------------------------------------------------------- sweeps */
@@ -1914,10 +1814,10 @@ static int sweep_skip_locked(struct mc_store *st, const struct store_sweep *s,
 
 	switch (s->mode) {
 	case SWEEP_EVICT:
-		return pins_has(&st->pins, a->ino);
+		return mc_id_counts_get(&st->pins, a->ino) != 0;
 	case SWEEP_COPIES:
 	case SWEEP_SOLE:
-		if (pins_has(&st->pins, a->ino))
+		if (mc_id_counts_get(&st->pins, a->ino) != 0)
 			return 1;
 		r = other_copy_locked(st, a->page_id, s->segment);
 		if (r < 0)
@@ -2421,7 +2321,7 @@ int mc_store_drop_copy(struct mc_store *st, uint64_t page_id, uint64_t segment,
 	if (r < 0)
 		goto out_unlock;
 	/* an open page keeps every copy; its last copy is its life */
-	if (pins_has(&st->pins, ino)) {
+	if (mc_id_counts_get(&st->pins, ino) != 0) {
 		r = -EBUSY;
 		goto out_unlock;
 	}
