@@ -16,6 +16,7 @@
  * own lock (inside ns.c).  The table lock is never held across pool or
  * namespace calls that may evict.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -406,6 +407,79 @@ static void make_room_locked(struct mc_fs *fs, uint64_t want)
 
 /* ---- inode helpers ----------------------------------------------------- */
 
+/* True while ino is a page being written or committed on this host. */
+static bool uncommitted_ino(struct mc_fs *fs, uint64_t ino)
+{
+	struct mc_inode *in;
+	bool r;
+
+	mc_inode_table_lock(fs->itab);
+	in = mc_inode_find_locked(fs->itab, ino);
+	r = in && in->state != MC_INODE_OPEN;
+	mc_inode_table_unlock(fs->itab);
+	return r;
+}
+
+/*
+ * True when thread pid's process holds a descriptor of inode ino open:
+ * /proc/<pid>/fdinfo/<fd> names each one's inode without touching it (a
+ * stat of /proc/<pid>/fd/<fd> would come back to this filesystem).
+ */
+static bool holds_open(pid_t pid, uint64_t ino)
+{
+	char path[64], buf[256], *p;
+	struct dirent *de;
+	bool found = false;
+	ssize_t n;
+	DIR *d;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while (!found && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		p = strstr(buf, "\nino:");
+		found = p && strtoull(p + 5, NULL, 10) == ino;
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * True while ino is a page being written or committed here and the caller
+ * (thread pid) holds no descriptor of it: the name the kernel keeps from
+ * the create must not show the page before its commit to anyone but the
+ * processes writing it (an fstat comes without a file handle, so the
+ * descriptor is looked for; the creating thread is the common case).
+ */
+static bool hidden_from(struct mc_fs *fs, uint64_t ino, pid_t pid)
+{
+	struct mc_inode *in;
+	bool pending;
+	pid_t writer = 0;
+
+	mc_inode_table_lock(fs->itab);
+	in = mc_inode_find_locked(fs->itab, ino);
+	pending = in && in->state != MC_INODE_OPEN;
+	if (pending)
+		writer = in->writer_pid;
+	mc_inode_table_unlock(fs->itab);
+	if (!pending || writer == pid)
+		return false;
+	return !holds_open(pid, ino);
+}
+
 /*
  * A writer that has closed its file may not have committed yet: RELEASE
  * comes after close(2) returned.  Calls on the name (lookup, rename,
@@ -614,6 +688,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	int r;
 
+	/* by name (no file handle): a page being written is not there yet */
+	if (!fi && hidden_from(fs, ino, fuse_req_ctx(req)->pid)) {
+		reply_err(req, -ESTALE);
+		return;
+	}
 	r = get_attr(fs, ino, &a);
 	if (r == -ENOENT && ino >= MC_NS_FIRST_INO && mc_graves_find(fs->graves, ino, &a) == 0)
 		r = 0;		/* replaced a moment ago: the old page, still */
@@ -624,8 +703,13 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	fill_stat(&a, &st);
+	/*
+	 * Only a committed page's attributes may be cached: the writer's own
+	 * fstat of a page being written must not let others see it.
+	 */
 	fuse_reply_attr(req, &st,
-			ino >= MC_NS_FIRST_INO || ino == MC_NS_ROOT_INO ?
+			(ino >= MC_NS_FIRST_INO || ino == MC_NS_ROOT_INO) &&
+					!uncommitted_ino(fs, ino) ?
 				fs->params.entry_timeout_s : 0);
 }
 
@@ -641,6 +725,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 	if (is_virtual(ino)) {
 		reply_err(req, -EPERM);
+		return;
+	}
+	if (!fi && hidden_from(fs, ino, fuse_req_ctx(req)->pid)) {
+		reply_err(req, -ESTALE);	/* not committed: not there yet */
 		return;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
@@ -964,6 +1052,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	r = start_write(fs, parent, name, mode & ~ctx->umask, ctx->uid,
 			ctx->gid, 0, &in);
+	if (r == 0)
+		in->writer_pid = ctx->pid;
 	if (r < 0) {
 		mc_log_ratelimited(MC_LOG_WARNING,
 				   "create: cannot start a page (%s): the pool at '%s' may be full or unwritable",
@@ -992,9 +1082,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	memset(&e, 0, sizeof(e));
 	e.ino = in->ino;
 	e.generation = 1;
-	/* zero timeouts: the name must not be cached before the commit */
+	/*
+	 * The kernel may keep the name: the first open after the commit then
+	 * costs one round trip, not two.  Until the commit, what comes by
+	 * that name (a stat, an open, an xattr call) gets ESTALE, and the
+	 * kernel looks the name up again, which finds nothing (or waits for
+	 * a closing writer's commit).  Attributes are never cached here.
+	 */
 	e.attr_timeout = 0;
-	e.entry_timeout = 0;
+	e.entry_timeout = fs->params.entry_timeout_s;
 	fill_stat(&in->attr, &e.attr);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		/* the kernel will not RELEASE what it never got */
@@ -1049,27 +1145,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 
-	/* another open of a file still being written (its writer's own) */
-	mc_inode_table_lock(fs->itab);
-	in = mc_inode_find_locked(fs->itab, ino);
-	if (in && in->state == MC_INODE_WRITING) {
-		h = handle_new(HANDLE_PAGE, in);
-		if (!h) {
-			mc_inode_table_unlock(fs->itab);
-			reply_err(req, -ENOMEM);
-			return;
-		}
-		in->nopen++;
-		h->writer = acc != O_RDONLY;
-		h->passthrough = in->backing_id > 0;
-		mc_inode_table_unlock(fs->itab);
-		if (!h->passthrough)
-			fi->direct_io = 1;
-		fi->fh = (uintptr_t)h;
-		reply_open_or_drop(req, fi, ino);
+	/*
+	 * An open by the name of a page still being written: the name was
+	 * left in the kernel's cache by its create.  Nobody may see the page
+	 * before its commit, so send the kernel to look the name up again.
+	 */
+	if (hidden_from(fs, ino, fuse_req_ctx(req)->pid)) {
+		reply_err(req, -ESTALE);
 		return;
 	}
-	mc_inode_table_unlock(fs->itab);
 
 	/*
 	 * In a cluster the kernel's LOOKUP just fetched these attributes from
@@ -1634,6 +1718,8 @@ static int begin_rewrite(struct mc_fs *fs, struct mc_handle *h)
 	if (r == 0)
 		r = start_write(fs, parent, name, old->attr.mode,
 				old->attr.uid, old->attr.gid, old->ino, &in);
+	if (r == 0)
+		in->writer_pid = h->pid;
 	if (r < 0)
 		return r == -ENOENT ? -ESTALE : r;
 	mc_inode_table_lock(fs->itab);
@@ -1848,47 +1934,34 @@ static int cluster_xattr(struct mc_fs *fs, const struct mc_ns_attr *a,
 	return (int)off;
 }
 
-static int xattr_value(struct mc_fs *fs, fuse_ino_t ino, const char *name,
-		       char *out, size_t outlen)
+static int xattr_value(struct mc_fs *fs, fuse_ino_t ino, pid_t pid,
+		       const char *name, char *out, size_t outlen)
 {
 	struct mc_ns_attr a;
-	struct mc_inode *in;
-	const char *state = "committed";
 	char path[PATH_MAX];
 	int r;
 
 	if (is_virtual(ino))
 		return -ENODATA;
-	mc_inode_table_lock(fs->itab);
-	in = mc_inode_find_locked(fs->itab, ino);
-	if (in && in->state != MC_INODE_OPEN) {
-		a = in->attr;
-		state = "writing";
-		r = 0;
-	} else {
-		r = 1;
-	}
-	mc_inode_table_unlock(fs->itab);
-	if (r == 1)
-		r = mc_ns_getattr(fs->ns, ino, &a);
+	/* a page being written is nobody's to inspect yet: look again */
+	if (hidden_from(fs, ino, pid))
+		return -ESTALE;
+	r = mc_ns_getattr(fs->ns, ino, &a);
 	if (r < 0)
 		return r;
 	if (!S_ISREG(a.mode))
 		return -ENODATA;
 	if (strcmp(name, "user.mooncake.state") == 0)
-		return snprintf(out, outlen, "%s", state);
+		return snprintf(out, outlen, "committed");
 	if (strcmp(name, "user.mooncake.local") == 0)
 		return snprintf(out, outlen, "%s",
-				strcmp(state, "writing") == 0 ||
-						mc_pool_has_page(fs->pool, a.page_id) ?
-					"yes" : "no");
-	if (strcmp(state, "writing") != 0 && mc_ns_is_cluster(fs->ns) &&
+				mc_pool_has_page(fs->pool, a.page_id) ? "yes" :
+									"no");
+	if (mc_ns_is_cluster(fs->ns) &&
 	    (strcmp(name, "user.mooncake.location") == 0 ||
 	     strcmp(name, "user.mooncake.replicas") == 0))
 		return cluster_xattr(fs, &a, name, out, outlen);
 	if (strcmp(name, "user.mooncake.location") == 0) {
-		if (strcmp(state, "writing") == 0)
-			return snprintf(out, outlen, "%s:pending", fs->hostname);
 		mc_pool_page_path(fs->pool, a.page_id, path, sizeof(path));
 		return snprintf(out, outlen, "%s:%s", fs->hostname, path);
 	}
@@ -1907,7 +1980,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char val[PATH_MAX + 300];
 	int n;
 
-	n = xattr_value(fs, ino, name, val, sizeof(val));
+	n = xattr_value(fs, ino, fuse_req_ctx(req)->pid, name, val, sizeof(val));
 	if (n < 0) {
 		fuse_reply_err(req, -n);
 		return;
@@ -1929,6 +2002,10 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	char list[256];
 	size_t len = 0;
 
+	if (hidden_from(fs, ino, fuse_req_ctx(req)->pid)) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
 	if (is_virtual(ino) || get_attr(fs, ino, &a) < 0 || !S_ISREG(a.mode)) {
 		if (size == 0)
 			fuse_reply_xattr(req, 0);

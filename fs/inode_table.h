@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ns.h"
 
@@ -36,6 +37,8 @@ struct mc_inode {
 	int error;		/* -errno that dooms the write, 0 if fine */
 	uint64_t replaces;	/* O_TRUNC rewrite of this committed ino */
 	uint64_t lent;		/* reserve memory lent to this write */
+	pid_t writer_pid;	/* the thread that started it: its process
+				 * sees the page before the commit */
 	/* committed pages only: the one handle opened to rewrite it */
 	void *rewriter;
 	struct mc_inode *next;	/* hash chain, protected by table lock */

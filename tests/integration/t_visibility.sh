@@ -188,6 +188,20 @@ for mode in auto off; do
 	complete "$mode: dup'ed fd"
 	[ "$(find "$MNT/pages" -name dup.bin | wc -l)" = 1 ] || fail "$mode: the dup'ed page shows up twice"
 
+	# --- a descriptor handed to a child (a shell's exec 3>, subprocess
+	# with stdout= a file): the child writes and fstats it, while others
+	# still see nothing; the writer's own fstat must not let the kernel
+	# cache the page's attributes for them
+	F=$MNT/pages/inherited.bin
+	exec {wfd}>"$F" || fail "$mode: exec {fd}> on the mount"
+	cat "$SRC" >&"$wfd" || fail "$mode: a child could not write (and fstat) an inherited descriptor"
+	stat -c %s "/proc/self/fd/$wfd" >/dev/null || fail "$mode: fstat through /proc of an inherited descriptor"
+	# (the probes must not inherit the descriptor themselves)
+	invisible "$mode: written through an inherited descriptor, before close" {wfd}>&-
+	expect_errno ENOENT getxattr "$F" user.mooncake.state {wfd}>&-
+	exec {wfd}>&-
+	complete "$mode: inherited descriptor"
+
 	# --- replacing a committed page: readers see the old bytes until close
 
 	F=$MNT/pages/one.bin
