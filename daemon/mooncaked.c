@@ -30,6 +30,9 @@
 #include "size.h"
 #include "banned.h"
 
+/* The most --entry-timeout may be in a cluster (see main). */
+#define CLUSTER_ENTRY_TIMEOUT_S 1.0
+
 enum {
 	EXIT_RUNTIME = 1,
 	EXIT_USAGE = 2,
@@ -260,6 +263,14 @@ made_ns:
 	fp.high_watermark = cfg->high_watermark;
 	fp.eviction_ratio = cfg->eviction_ratio;
 	fp.entry_timeout_s = cfg->entry_timeout_s;
+	/*
+	 * In a cluster a page can leave the namespace without this host
+	 * hearing of it (its only holder died): keep what the kernel caches
+	 * short, so such a page is gone here within a second of the master
+	 * declaring it.
+	 */
+	if (cluster && fp.entry_timeout_s > CLUSTER_ENTRY_TIMEOUT_S)
+		fp.entry_timeout_s = CLUSTER_ENTRY_TIMEOUT_S;
 	fp.passthrough = cfg->passthrough;
 	fp.threads = cfg->threads;
 	fp.hostname = cfg->local_hostname;

@@ -127,7 +127,7 @@ START_TEST(defaults_come_from_the_table_and_the_mountpoint)
 	ck_assert_double_eq(cfg->eviction_ratio, 0.05);
 	ck_assert_int_eq(cfg->passthrough, MC_PASSTHROUGH_AUTO);
 	ck_assert_uint_eq(cfg->threads, 16);
-	ck_assert_double_eq(cfg->entry_timeout_s, 1.0);
+	ck_assert_double_eq(cfg->entry_timeout_s, 10.0);
 	ck_assert_int_eq(cfg->log_level, MC_LOG_NOTICE);
 	ck_assert(!cfg->dump_config && !cfg->help && !cfg->version);
 	mc_config_free(cfg);
