@@ -1154,6 +1154,27 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_err(req, -ESTALE);
 		return;
 	}
+	/* the writer's own second open of its page (by /proc/self/fd, say) */
+	mc_inode_table_lock(fs->itab);
+	in = mc_inode_find_locked(fs->itab, ino);
+	if (in && in->state == MC_INODE_WRITING) {
+		h = handle_new(HANDLE_PAGE, in);
+		if (!h) {
+			mc_inode_table_unlock(fs->itab);
+			reply_err(req, -ENOMEM);
+			return;
+		}
+		in->nopen++;
+		h->writer = acc != O_RDONLY;
+		h->passthrough = in->backing_id > 0;
+		mc_inode_table_unlock(fs->itab);
+		if (!h->passthrough)
+			fi->direct_io = 1;
+		fi->fh = (uintptr_t)h;
+		reply_open_or_drop(req, fi, ino);
+		return;
+	}
+	mc_inode_table_unlock(fs->itab);
 
 	/*
 	 * In a cluster the kernel's LOOKUP just fetched these attributes from
