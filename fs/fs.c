@@ -420,14 +420,24 @@ static bool uncommitted_ino(struct mc_fs *fs, uint64_t ino)
 	return r;
 }
 
-/*
- * True when thread pid's process holds a descriptor of inode ino open:
- * /proc/<pid>/fdinfo/<fd> names each one's inode without touching it (a
- * stat of /proc/<pid>/fd/<fd> would come back to this filesystem).
- */
-static bool holds_open(pid_t pid, uint64_t ino)
+/* The number after "\n<key>" in an fdinfo text, base base; -1 when absent. */
+static long long fdinfo_field(const char *buf, const char *key, int base)
 {
-	char path[64], buf[256], *p;
+	const char *p = strstr(buf, key);
+
+	return p ? strtoll(p + strlen(key), NULL, base) : -1;
+}
+
+/*
+ * True when thread pid's process holds a descriptor of inode ino of this
+ * mount open for reading or writing: /proc/<pid>/fdinfo/<fd> names each
+ * one's inode and mount without touching it (a stat of /proc/<pid>/fd/<fd>
+ * would come back to this filesystem).  An O_PATH descriptor does not
+ * count: it could be reopened through /proc to read the page.
+ */
+static bool holds_open(struct mc_fs *fs, pid_t pid, uint64_t ino)
+{
+	char path[64], buf[256];
 	struct dirent *de;
 	bool found = false;
 	ssize_t n;
@@ -449,8 +459,10 @@ static bool holds_open(pid_t pid, uint64_t ino)
 		if (n <= 0)
 			continue;
 		buf[n] = '\0';
-		p = strstr(buf, "\nino:");
-		found = p && strtoull(p + 5, NULL, 10) == ino;
+		found = fdinfo_field(buf, "\nino:", 10) == (long long)ino &&
+			(fs->mnt_id < 0 ||
+			 fdinfo_field(buf, "\nmnt_id:", 10) == fs->mnt_id) &&
+			!(fdinfo_field(buf, "flags:", 8) & O_PATH);
 	}
 	closedir(d);
 	return found;
@@ -466,18 +478,31 @@ static bool holds_open(pid_t pid, uint64_t ino)
 static bool hidden_from(struct mc_fs *fs, uint64_t ino, pid_t pid)
 {
 	struct mc_inode *in;
-	bool pending;
+	bool pending, closing = false;
 	pid_t writer = 0;
 
 	mc_inode_table_lock(fs->itab);
 	in = mc_inode_find_locked(fs->itab, ino);
 	pending = in && in->state != MC_INODE_OPEN;
-	if (pending)
+	if (pending) {
 		writer = in->writer_pid;
+		closing = in->flushed || in->state == MC_INODE_COMMITTING;
+	}
 	mc_inode_table_unlock(fs->itab);
-	if (!pending || writer == pid)
+	/*
+	 * A writer outside our pid namespace (pid 0) got no cached name at
+	 * its create: nothing reaches the page by name.
+	 */
+	if (!pending || writer == 0)
 		return false;
-	return !holds_open(pid, ino);
+	/*
+	 * The creating thread, while it writes; once a close came, only a
+	 * descriptor still open counts (a reopen by name then looks again and
+	 * waits for the commit, instead of joining the write).
+	 */
+	if (writer == pid && !closing)
+		return false;
+	return !holds_open(fs, pid, ino);
 }
 
 /*
@@ -1090,7 +1115,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * a closing writer's commit).  Attributes are never cached here.
 	 */
 	e.attr_timeout = 0;
-	e.entry_timeout = fs->params.entry_timeout_s;
+	/* a writer we cannot name (pid 0: another pid namespace) gets none */
+	e.entry_timeout = ctx->pid ? fs->params.entry_timeout_s : 0;
 	fill_stat(&in->attr, &e.attr);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		/* the kernel will not RELEASE what it never got */
@@ -2131,6 +2157,7 @@ int mc_fs_new(struct mc_fs **fsp, struct mc_ns *ns, struct mc_pool *pool,
 	fs->ns = ns;
 	fs->pool = pool;
 	fs->params = *params;
+	fs->mnt_id = -1;
 	mc_lookup_cache_init(&fs->looked_up);
 	fs->hostname = strdup(params->hostname ? params->hostname : "localhost");
 	fs->params.hostname = fs->hostname;
@@ -2332,6 +2359,70 @@ static void raise_readahead(const char *mountpoint)
 	fclose(f);
 }
 
+/* Undo mountinfo's \ooo escapes in place. */
+static void unescape_mountinfo(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+					(s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
+/*
+ * The kernel's id of our mount (as /proc/<pid>/fdinfo names it), read from
+ * /proc/self/mountinfo: a stat of the mount point would ask this very
+ * filesystem, which serves nothing yet.  -1 when not found.
+ */
+static int mount_id_of(const char *mountpoint)
+{
+	char *dup = strdup(mountpoint), *slash, *dir, want[PATH_MAX];
+	char line[4096], mp[PATH_MAX], fstype[64];
+	int id = -1, mid;
+	FILE *f;
+
+	if (!dup)
+		return -1;
+	slash = strrchr(dup, '/');
+	if (slash && slash[1] == '\0' && slash != dup) {
+		*slash = '\0';
+		slash = strrchr(dup, '/');
+	}
+	dir = realpath(slash == dup ? "/" : slash ? (*slash = '\0', dup) : ".",
+		       NULL);
+	if (dir)
+		snprintf(want, sizeof(want), "%s/%s",
+			 strcmp(dir, "/") == 0 ? "" : dir,
+			 slash ? slash + 1 : dup);
+	free(dir);
+	f = dir ? fopen("/proc/self/mountinfo", "re") : NULL;
+	while (f && fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - ");
+
+		/* id parent major:minor root mountpoint ... - fstype ... */
+		if (!sep || sscanf(line, "%d %*d %*s %*s %4095s", &mid, mp) != 2 ||
+		    sscanf(sep + 3, "%63s", fstype) != 1)
+			continue;
+		unescape_mountinfo(mp);
+		/* the last one wins: a stale mount may lie underneath */
+		if (strcmp(mp, want) == 0 &&
+		    strncmp(fstype, "fuse.mooncake", 13) == 0)
+			id = mid;
+	}
+	if (f)
+		fclose(f);
+	free(dup);
+	return id;
+}
+
 int mc_fs_mount(struct mc_fs *fs, const char *mountpoint, const char *fuse_opts)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -2390,6 +2481,11 @@ int mc_fs_mount(struct mc_fs *fs, const char *mountpoint, const char *fuse_opts)
 		}
 	}
 	raise_readahead(mountpoint);
+	fs->mnt_id = mount_id_of(mountpoint);
+	if (fs->mnt_id < 0)
+		mc_log(MC_LOG_WARNING,
+		       "mount: cannot find '%s' in /proc/self/mountinfo: another process's descriptor with the same inode number as a page being written may let it see that page",
+		       mountpoint);
 	r = 0;
 out:
 	fuse_opt_free_args(&args);

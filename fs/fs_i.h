@@ -68,6 +68,7 @@ struct mc_fs {
 	struct mc_graves *graves;	/* replaced pages, freed a second later */
 	struct mc_reserve *reserve;	/* NULL without --resident */
 	struct mc_remote *remote;	/* fetches from other hosts; NULL alone */
+	int mnt_id;			/* the kernel's id of our mount, -1 unknown */
 	struct mc_lookup_cache looked_up; /* for the OPEN after a LOOKUP */
 };
 

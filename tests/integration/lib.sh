@@ -424,8 +424,15 @@ def write_without_trunc(path, flags):
         os.write(fd, b"x")
     finally:
         os.close(fd)
+def opath_read(path):
+    o = os.open(path, os.O_PATH)
+    try:
+        os.close(os.open("/proc/self/fd/%d" % o, os.O_RDONLY))
+    finally:
+        os.close(o)
 ops = {
     "stat": lambda: os.stat(a[0]),
+    "opath_read": lambda: opath_read(a[0]),
     "lstat": lambda: os.lstat(a[0]),
     "open_r": lambda: os.close(os.open(a[0], os.O_RDONLY)),
     "read": lambda: read_whole(a[0]),

@@ -138,6 +138,11 @@ go() { : >"$MC_TEST_DIR/go.$1"; }
 
 # invisible NAME: from other processes, NAME does not exist in any way
 invisible() {
+	local r
+	# O_PATH, then a read-only reopen through /proc: never the bytes
+	r=$(mc_errno opath_read "$F")
+	[ "$r" = ENOENT ] || [ "$r" = ESTALE ] ||
+		fail "$1: an O_PATH open reopened through /proc gave $r, expected ENOENT or ESTALE"
 	expect_errno ENOENT stat "$F"
 	expect_errno ENOENT open_r "$F"
 	ls "$MNT/pages" | grep -qxF "$(basename "$F")" && fail "$1: ls lists the unfinished page"
@@ -187,6 +192,27 @@ for mode in auto off; do
 	wait $WPID || fail "$mode: the writer failed"
 	complete "$mode: dup'ed fd"
 	[ "$(find "$MNT/pages" -name dup.bin | wc -l)" = 1 ] || fail "$mode: the dup'ed page shows up twice"
+
+	# --- a writer that reads its page back and holds it open: the commit
+	# does not wait for that reader, and others see the page at once
+	"$MC_PYTHON" - "$MNT/pages" <<'PY' || fail "$mode: read back and held open: $(cat "$MC_TEST_DIR/held.err")"
+import os, subprocess, sys
+d = sys.argv[1]
+for i in range(100):
+    p = os.path.join(d, "held-%d.bin" % i)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, bytes([i]) * 65536)
+    os.close(fd)
+    r = os.open(p, os.O_RDONLY)
+    out = subprocess.run(["stat", "-c", "%s", p], capture_output=True,
+                         text=True, timeout=10)
+    os.close(r)
+    os.unlink(p)	# the pool is small: leave the later pages their room
+    if out.stdout.strip() != "65536":
+        open(os.environ["MC_TEST_DIR"] + "/held.err", "w").write(
+            "page %d: another process's stat said %r %r" % (i, out.stdout, out.stderr))
+        sys.exit(1)
+PY
 
 	# --- a descriptor handed to a child (a shell's exec 3>, subprocess
 	# with stdout= a file): the child writes and fstats it, while others
