@@ -407,19 +407,6 @@ static void make_room_locked(struct mc_fs *fs, uint64_t want)
 
 /* ---- inode helpers ----------------------------------------------------- */
 
-/* True while ino is a page being written or committed on this host. */
-static bool uncommitted_ino(struct mc_fs *fs, uint64_t ino)
-{
-	struct mc_inode *in;
-	bool r;
-
-	mc_inode_table_lock(fs->itab);
-	in = mc_inode_find_locked(fs->itab, ino);
-	r = in && in->state != MC_INODE_OPEN;
-	mc_inode_table_unlock(fs->itab);
-	return r;
-}
-
 /* The number after "\n<key>" in an fdinfo text, base base; -1 when absent. */
 static long long fdinfo_field(const char *buf, const char *key, int base)
 {
@@ -525,15 +512,18 @@ static void wait_for_closing(struct mc_fs *fs, uint64_t parent,
 }
 
 /* Attributes of ino as this host sees them, open files and writes included. */
-static int get_attr(struct mc_fs *fs, uint64_t ino, struct mc_ns_attr *a)
+static int get_attr_of(struct mc_fs *fs, uint64_t ino, struct mc_ns_attr *a,
+		       bool *pending)
 {
 	struct mc_inode *in;
 	struct stat st;
 
+	*pending = false;
 	if (is_virtual(ino))
 		return virtual_attr(ino, a);
 	mc_inode_table_lock(fs->itab);
 	in = mc_inode_find_locked(fs->itab, ino);
+	*pending = in && in->state != MC_INODE_OPEN;
 	if (in && (in->state != MC_INODE_OPEN || in->dead)) {
 		*a = in->attr;
 		if (in->state != MC_INODE_OPEN && in->fd >= 0 &&
@@ -544,6 +534,13 @@ static int get_attr(struct mc_fs *fs, uint64_t ino, struct mc_ns_attr *a)
 	}
 	mc_inode_table_unlock(fs->itab);
 	return mc_ns_getattr(fs->ns, ino, a);
+}
+
+static int get_attr(struct mc_fs *fs, uint64_t ino, struct mc_ns_attr *a)
+{
+	bool pending;
+
+	return get_attr_of(fs, ino, a, &pending);
 }
 
 static void release_inode_files(struct mc_fs *fs, struct mc_inode *in)
@@ -711,6 +708,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct mc_fs *fs = fs_from_req(req);
 	struct mc_ns_attr a;
 	struct stat st;
+	bool pending;
 	int r;
 
 	/* by name (no file handle): a page being written is not there yet */
@@ -718,7 +716,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		reply_err(req, -ESTALE);
 		return;
 	}
-	r = get_attr(fs, ino, &a);
+	r = get_attr_of(fs, ino, &a, &pending);
 	if (r == -ENOENT && ino >= MC_NS_FIRST_INO && mc_graves_find(fs->graves, ino, &a) == 0)
 		r = 0;		/* replaced a moment ago: the old page, still */
 	else if (r == -ENOENT && ino >= MC_NS_FIRST_INO)
@@ -734,7 +732,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	 */
 	fuse_reply_attr(req, &st,
 			(ino >= MC_NS_FIRST_INO || ino == MC_NS_ROOT_INO) &&
-					!uncommitted_ino(fs, ino) ?
+					!pending ?
 				fs->params.entry_timeout_s : 0);
 }
 
