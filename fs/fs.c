@@ -42,6 +42,7 @@
 #include "remote.h"
 #include "reserve.h"
 #include "name.h"
+#include "path.h"
 #include "banned.h"
 
 #ifndef RENAME_NOREPLACE
@@ -94,14 +95,6 @@ static struct mc_fs *fs_from_req(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static uint64_t now_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void count_error(struct mc_fs *fs, int err)
 {
 	if (err == -EIO || err == -ENOSPC || err == -EFBIG)
@@ -147,7 +140,7 @@ static int virtual_attr(uint64_t ino, struct mc_ns_attr *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->ino = ino;
-	a->mtime_ns = a->ctime_ns = now_ns(CLOCK_REALTIME);
+	a->mtime_ns = a->ctime_ns = mc_fs_now_ns(CLOCK_REALTIME);
 	if (ino == MC_FS_CTL_INO) {
 		a->parent = MC_NS_ROOT_INO;
 		a->mode = S_IFDIR | 0555;
@@ -210,8 +203,9 @@ static void *inval_main(void *arg)
 			if (pthread_cond_timedwait(&fs->inval_cond, &fs->inval_lock,
 						   &ts) == ETIMEDOUT) {
 				pthread_mutex_unlock(&fs->inval_lock);
-				mc_graves_reap(fs->graves, now_ns(CLOCK_MONOTONIC) -
-							MC_GRAVE_NS);
+				mc_graves_reap(fs->graves,
+					       mc_fs_now_ns(CLOCK_MONOTONIC) -
+						       MC_GRAVE_NS);
 				mc_ns_flush_touches(fs->ns);
 				pthread_mutex_lock(&fs->inval_lock);
 			}
@@ -455,41 +449,55 @@ static bool holds_open(struct mc_fs *fs, pid_t pid, uint64_t ino)
 	return found;
 }
 
+/* What the inode table says of a page being written, taken under its lock. */
+struct writing {
+	bool pending;		/* written or committing here, not yet seen */
+	bool closing;		/* its writer has closed it */
+	pid_t writer;		/* the creating thread; 0 outside our pid ns */
+};
+
+static void writing_of_locked(const struct mc_inode *in, struct writing *w)
+{
+	w->pending = in && in->state != MC_INODE_OPEN;
+	w->writer = w->pending ? in->writer_pid : 0;
+	w->closing = w->pending &&
+		     (in->flushed || in->state == MC_INODE_COMMITTING);
+}
+
 /*
- * True while ino is a page being written or committed here and the caller
- * (thread pid) holds no descriptor of it: the name the kernel keeps from
- * the create must not show the page before its commit to anyone but the
- * processes writing it (an fstat comes without a file handle, so the
+ * True while ino is a page being written or committed here (w) and the
+ * caller (thread pid) holds no descriptor of it: the name the kernel keeps
+ * from the create must not show the page before its commit to anyone but
+ * the processes writing it (an fstat comes without a file handle, so the
  * descriptor is looked for; the creating thread is the common case).
  */
-static bool hidden_from(struct mc_fs *fs, uint64_t ino, pid_t pid)
+static bool hidden(struct mc_fs *fs, uint64_t ino, pid_t pid,
+		   const struct writing *w)
 {
-	struct mc_inode *in;
-	bool pending, closing = false;
-	pid_t writer = 0;
-
-	mc_inode_table_lock(fs->itab);
-	in = mc_inode_find_locked(fs->itab, ino);
-	pending = in && in->state != MC_INODE_OPEN;
-	if (pending) {
-		writer = in->writer_pid;
-		closing = in->flushed || in->state == MC_INODE_COMMITTING;
-	}
-	mc_inode_table_unlock(fs->itab);
 	/*
 	 * A writer outside our pid namespace (pid 0) got no cached name at
 	 * its create: nothing reaches the page by name.
 	 */
-	if (!pending || writer == 0)
+	if (!w->pending || w->writer == 0)
 		return false;
 	/*
 	 * The creating thread, while it writes; once a close came, only a
 	 * descriptor still open counts (a reopen by name then looks again and
 	 * waits for the commit, instead of joining the write).
 	 */
-	if (writer == pid && !closing)
+	if (w->writer == pid && !w->closing)
 		return false;
 	return !holds_open(fs, pid, ino);
+}
+
+static bool hidden_from(struct mc_fs *fs, uint64_t ino, pid_t pid)
+{
+	struct writing w;
+
+	mc_inode_table_lock(fs->itab);
+	writing_of_locked(mc_inode_find_locked(fs->itab, ino), &w);
+	mc_inode_table_unlock(fs->itab);
+	return hidden(fs, ino, pid, &w);
 }
 
 /*
@@ -501,7 +509,7 @@ static bool hidden_from(struct mc_fs *fs, uint64_t ino, pid_t pid)
 static void wait_for_closing(struct mc_fs *fs, uint64_t parent,
 			     const char *name)
 {
-	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + COMMIT_WAIT_NS;
+	uint64_t deadline = mc_fs_now_ns(CLOCK_MONOTONIC) + COMMIT_WAIT_NS;
 
 	mc_inode_table_lock(fs->itab);
 	while (mc_inode_find_closing_locked(fs->itab, parent, name)) {
@@ -511,19 +519,22 @@ static void wait_for_closing(struct mc_fs *fs, uint64_t parent,
 	mc_inode_table_unlock(fs->itab);
 }
 
-/* Attributes of ino as this host sees them, open files and writes included. */
+/*
+ * Attributes of ino as this host sees them, open files and writes
+ * included; *w says whether it is a page being written here.
+ */
 static int get_attr_of(struct mc_fs *fs, uint64_t ino, struct mc_ns_attr *a,
-		       bool *pending)
+		       struct writing *w)
 {
 	struct mc_inode *in;
 	struct stat st;
 
-	*pending = false;
+	writing_of_locked(NULL, w);
 	if (is_virtual(ino))
 		return virtual_attr(ino, a);
 	mc_inode_table_lock(fs->itab);
 	in = mc_inode_find_locked(fs->itab, ino);
-	*pending = in && in->state != MC_INODE_OPEN;
+	writing_of_locked(in, w);
 	if (in && (in->state != MC_INODE_OPEN || in->dead)) {
 		*a = in->attr;
 		if (in->state != MC_INODE_OPEN && in->fd >= 0 &&
@@ -538,9 +549,9 @@ static int get_attr_of(struct mc_fs *fs, uint64_t ino, struct mc_ns_attr *a,
 
 static int get_attr(struct mc_fs *fs, uint64_t ino, struct mc_ns_attr *a)
 {
-	bool pending;
+	struct writing w;
 
-	return get_attr_of(fs, ino, a, &pending);
+	return get_attr_of(fs, ino, a, &w);
 }
 
 static void release_inode_files(struct mc_fs *fs, struct mc_inode *in)
@@ -676,7 +687,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r == 0) {
 		if (S_ISREG(a.mode))
 			mc_lookup_cache_put(&fs->looked_up, &a,
-					    now_ns(CLOCK_MONOTONIC));
+					    mc_fs_now_ns(CLOCK_MONOTONIC));
 		reply_entry(req, &a, fs->params.entry_timeout_s);
 		return;
 	}
@@ -707,16 +718,16 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct mc_fs *fs = fs_from_req(req);
 	struct mc_ns_attr a;
+	struct writing w;
 	struct stat st;
-	bool pending;
 	int r;
 
+	r = get_attr_of(fs, ino, &a, &w);
 	/* by name (no file handle): a page being written is not there yet */
-	if (!fi && hidden_from(fs, ino, fuse_req_ctx(req)->pid)) {
+	if (!fi && hidden(fs, ino, fuse_req_ctx(req)->pid, &w)) {
 		reply_err(req, -ESTALE);
 		return;
 	}
-	r = get_attr_of(fs, ino, &a, &pending);
 	if (r == -ENOENT && ino >= MC_NS_FIRST_INO && mc_graves_find(fs->graves, ino, &a) == 0)
 		r = 0;		/* replaced a moment ago: the old page, still */
 	else if (r == -ENOENT && ino >= MC_NS_FIRST_INO)
@@ -732,7 +743,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	 */
 	fuse_reply_attr(req, &st,
 			(ino >= MC_NS_FIRST_INO || ino == MC_NS_ROOT_INO) &&
-					!pending ?
+					!w.pending ?
 				fs->params.entry_timeout_s : 0);
 }
 
@@ -853,14 +864,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
 		flags |= MC_NS_SET_MTIME;
 		want.mtime_ns = (to_set & FUSE_SET_ATTR_MTIME_NOW) ?
-					now_ns(CLOCK_REALTIME) :
+					mc_fs_now_ns(CLOCK_REALTIME) :
 					(uint64_t)attr->st_mtim.tv_sec * 1000000000ull +
 						(uint64_t)attr->st_mtim.tv_nsec;
 	}
 	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
 		flags |= MC_NS_SET_ATIME;
 		want.atime_ns = (to_set & FUSE_SET_ATTR_ATIME_NOW) ?
-					now_ns(CLOCK_REALTIME) :
+					mc_fs_now_ns(CLOCK_REALTIME) :
 					(uint64_t)attr->st_atim.tv_sec * 1000000000ull +
 						(uint64_t)attr->st_atim.tv_nsec;
 	}
@@ -1018,7 +1029,7 @@ static int start_write(struct mc_fs *fs, uint64_t parent, const char *name,
 	in->attr.gid = gid;
 	in->attr.nlink = 1;
 	in->attr.page_id = page;
-	in->attr.mtime_ns = in->attr.ctime_ns = now_ns(CLOCK_REALTIME);
+	in->attr.mtime_ns = in->attr.ctime_ns = mc_fs_now_ns(CLOCK_REALTIME);
 	r = mc_inode_set_write_locked(fs->itab, in, parent, name);
 	if (r < 0) {
 		mc_inode_remove_locked(fs->itab, in);
@@ -1207,8 +1218,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * that invalidates the name).
 	 */
 	if (mc_ns_is_cluster(fs->ns) && acc == O_RDONLY &&
-	    mc_lookup_cache_take(&fs->looked_up, ino, now_ns(CLOCK_MONOTONIC),
-				 LOOKED_UP_NS, &a) == 0)
+	    mc_lookup_cache_take(&fs->looked_up, ino,
+				 mc_fs_now_ns(CLOCK_MONOTONIC), LOOKED_UP_NS,
+				 &a) == 0)
 		r = 0;
 	else
 		r = mc_ns_getattr(fs->ns, ino, &a);
@@ -1353,7 +1365,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * clock needs no finer grain than a second, and skipping the store
 	 * write keeps a hot page's reopen cheap.
 	 */
-	now = now_ns(CLOCK_REALTIME);
+	now = mc_fs_now_ns(CLOCK_REALTIME);
 	if (a.atime_ns == a.mtime_ns || now < a.atime_ns ||
 	    now - a.atime_ns >= TOUCH_GRAIN_NS)
 		mc_ns_touch(fs->ns, ino, now);
@@ -1579,7 +1591,7 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 		c.uid = in->attr.uid;
 		c.gid = in->attr.gid;
 		c.size = (uint64_t)st.st_size;
-		c.mtime_ns = now_ns(CLOCK_REALTIME);
+		c.mtime_ns = mc_fs_now_ns(CLOCK_REALTIME);
 	}
 	/* other hosts check what they fetch against this */
 	if (r == 0 && cluster) {
@@ -2269,23 +2281,9 @@ bool mc_fs_passthrough_active(const struct mc_fs *fs)
  */
 static bool is_mooncake_mount(const char *mountpoint)
 {
-	char line[4096], mnt[PATH_MAX], *sep;
-	bool found = false;
-	FILE *f;
+	struct mc_mountinfo m;
 
-	f = fopen("/proc/self/mountinfo", "r");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%*u %*u %*s %*s %4095s", mnt) != 1 ||
-		    strcmp(mnt, mountpoint) != 0)
-			continue;
-		sep = strstr(line, " - ");
-		if (sep && strncmp(sep + 3, "fuse.mooncake ", 14) == 0)
-			found = true;
-	}
-	fclose(f);
-	return found;
+	return mc_mountinfo_find(mountpoint, "fuse.mooncake", &m) == 1;
 }
 
 /*
@@ -2325,31 +2323,13 @@ static int clear_stale_mount(const char *mountpoint)
  * device number comes from mountinfo because touching the mount before the
  * request loop runs would wait forever for INIT.
  */
-static void raise_readahead(const char *mountpoint)
+static void raise_readahead(const struct mc_mountinfo *m)
 {
-	unsigned maj, min, found_maj = 0, found_min = 0;
-	char line[4096], mnt[PATH_MAX], path[128];
-	bool found = false;
+	char path[128];
 	FILE *f;
 
-	f = fopen("/proc/self/mountinfo", "r");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		/* id parent major:minor root mountpoint ... */
-		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mnt) != 3)
-			continue;
-		if (strcmp(mnt, mountpoint) == 0) {
-			found_maj = maj;
-			found_min = min;
-			found = true;	/* the last one is the top of the stack */
-		}
-	}
-	fclose(f);
-	if (!found)
-		return;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
-		 found_maj, found_min);
+		 m->major, m->minor);
 	f = fopen(path, "w");
 	if (!f)
 		return;
@@ -2357,38 +2337,19 @@ static void raise_readahead(const char *mountpoint)
 	fclose(f);
 }
 
-/* Undo mountinfo's \ooo escapes in place. */
-static void unescape_mountinfo(char *s)
-{
-	char *out = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
-		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
-					(s[3] - '0'));
-			s += 3;
-		} else {
-			*out++ = *s;
-		}
-	}
-	*out = '\0';
-}
-
 /*
- * The kernel's id of our mount (as /proc/<pid>/fdinfo names it), read from
- * /proc/self/mountinfo: a stat of the mount point would ask this very
- * filesystem, which serves nothing yet.  -1 when not found.
+ * Our mount as /proc/self/mountinfo lists it (its id is what
+ * /proc/<pid>/fdinfo names): only the parent directory is resolved, since
+ * a stat of the mount point would ask this very filesystem, which serves
+ * nothing yet.  1 when found, else 0 or -errno.
  */
-static int mount_id_of(const char *mountpoint)
+static int find_own_mount(const char *mountpoint, struct mc_mountinfo *m)
 {
 	char *dup = strdup(mountpoint), *slash, *dir, want[PATH_MAX];
-	char line[4096], mp[PATH_MAX], fstype[64];
-	int id = -1, mid;
-	FILE *f;
+	int r = 0;
 
 	if (!dup)
-		return -1;
+		return -ENOMEM;
 	slash = strrchr(dup, '/');
 	if (slash && slash[1] == '\0' && slash != dup) {
 		*slash = '\0';
@@ -2396,34 +2357,22 @@ static int mount_id_of(const char *mountpoint)
 	}
 	dir = realpath(slash == dup ? "/" : slash ? (*slash = '\0', dup) : ".",
 		       NULL);
-	if (dir)
+	if (dir) {
 		snprintf(want, sizeof(want), "%s/%s",
 			 strcmp(dir, "/") == 0 ? "" : dir,
 			 slash ? slash + 1 : dup);
-	free(dir);
-	f = dir ? fopen("/proc/self/mountinfo", "re") : NULL;
-	while (f && fgets(line, sizeof(line), f)) {
-		char *sep = strstr(line, " - ");
-
-		/* id parent major:minor root mountpoint ... - fstype ... */
-		if (!sep || sscanf(line, "%d %*d %*s %*s %4095s", &mid, mp) != 2 ||
-		    sscanf(sep + 3, "%63s", fstype) != 1)
-			continue;
-		unescape_mountinfo(mp);
-		/* the last one wins: a stale mount may lie underneath */
-		if (strcmp(mp, want) == 0 &&
-		    strncmp(fstype, "fuse.mooncake", 13) == 0)
-			id = mid;
+		/* the topmost: a stale mount may lie underneath */
+		r = mc_mountinfo_find(want, "fuse.mooncake", m);
 	}
-	if (f)
-		fclose(f);
+	free(dir);
 	free(dup);
-	return id;
+	return r;
 }
 
 int mc_fs_mount(struct mc_fs *fs, const char *mountpoint, const char *fuse_opts)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct mc_mountinfo m;
 	char opts[1024];
 	int r;
 
@@ -2478,12 +2427,14 @@ int mc_fs_mount(struct mc_fs *fs, const char *mountpoint, const char *fuse_opts)
 			goto out;
 		}
 	}
-	raise_readahead(mountpoint);
-	fs->mnt_id = mount_id_of(mountpoint);
-	if (fs->mnt_id < 0)
+	if (find_own_mount(mountpoint, &m) == 1) {
+		raise_readahead(&m);
+		fs->mnt_id = m.id;
+	} else {
 		mc_log(MC_LOG_WARNING,
 		       "mount: cannot find '%s' in /proc/self/mountinfo: another process's descriptor with the same inode number as a page being written may let it see that page",
 		       mountpoint);
+	}
 	r = 0;
 out:
 	fuse_opt_free_args(&args);

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "fs.h"
 #include "inode_table.h"
@@ -17,6 +18,15 @@ struct fuse_session;
 #define MC_FS_CTL_INO 2		/* /.mooncake */
 #define MC_FS_STATUS_INO 3	/* /.mooncake/status */
 #define MC_FS_CTL_NAME ".mooncake"
+
+/* The time on clk (CLOCK_MONOTONIC or CLOCK_REALTIME) in nanoseconds. */
+static inline uint64_t mc_fs_now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 struct mc_fs_counters {
 	atomic_uint_fast64_t hits;	/* opens of committed pages */

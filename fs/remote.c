@@ -316,14 +316,6 @@ void mc_remote_drop(struct mc_remote *r, const struct mc_ns_dropped *d)
 	pthread_mutex_unlock(&r->lock);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void mc_remote_defer_commit(struct mc_remote *r, const struct mc_ns_commit *c)
 {
 	struct deferred *d = calloc(1, sizeof(*d));
@@ -338,7 +330,7 @@ void mc_remote_defer_commit(struct mc_remote *r, const struct mc_ns_commit *c)
 	d->c = *c;
 	snprintf(d->name, sizeof(d->name), "%s", c->name);
 	d->c.name = d->name;
-	d->until_ns = mono_ns() + MC_REMOTE_DEFER_NS;
+	d->until_ns = mc_fs_now_ns(CLOCK_MONOTONIC) + MC_REMOTE_DEFER_NS;
 	mc_log(MC_LOG_NOTICE,
 	       "commit: the master did not take page '%s': it is kept and committed when the master answers again",
 	       d->name);
@@ -374,7 +366,7 @@ static void retry_deferred(struct mc_remote *r)
 		if (err == 0)
 			err = mc_pool_commit(r->fs->pool, d->c.page_id);
 		if ((err == -EHOSTDOWN || err == -ETIMEDOUT) &&
-		    mono_ns() < d->until_ns) {
+		    mc_fs_now_ns(CLOCK_MONOTONIC) < d->until_ns) {
 			d->next = keep;
 			keep = d;
 			continue;

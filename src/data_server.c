@@ -33,7 +33,8 @@
 
 /* Checksums remembered, direct-mapped by page id: bounded, no eviction
  * bookkeeping, and a collision costs only one recomputation. */
-#define CRC_CACHE_SLOTS 4096
+#define CRC_CACHE_BITS 12
+#define CRC_CACHE_SLOTS (1u << CRC_CACHE_BITS)
 #define CRC_BUF (256u << 10) /* checksum a cold page in cache-sized steps */
 
 struct crc_slot {
@@ -72,13 +73,6 @@ struct mc_data_server {
 	struct crc_slot cache[CRC_CACHE_SLOTS]; /* protected by cache_lock */
 };
 
-static const char *errname(int r)
-{
-	const char *n = strerrorname_np(r < 0 ? -r : r);
-
-	return n ? n : "unknown error";
-}
-
 static void peer_text(int fd, char *out, size_t outlen)
 {
 	struct sockaddr_storage ss;
@@ -108,7 +102,7 @@ static struct crc_slot *slot_of(struct mc_data_server *s, uint64_t page_id)
 {
 	/* Fibonacci hashing: page ids are sequential, slots should not be */
 	return &s->cache[(page_id * 0x9e3779b97f4a7c15u) >>
-			 (64 - 12)]; /* 2^12 == CRC_CACHE_SLOTS */
+			 (64 - CRC_CACHE_BITS)];
 }
 
 /*
@@ -238,7 +232,7 @@ static int serve_read_page(struct ds_conn *c, const struct mc_wire_header *h,
 			MC_LOG_ERR,
 			"data server: cannot checksum page %016" PRIx64
 			" (%s): not served, check the pool directory",
-			rq->page_id, errname(r));
+			rq->page_id, mc_errname(r));
 		goto out_reply;
 	}
 	if (crc != rq->expected_crc32c) {
@@ -261,8 +255,7 @@ static int serve_read_page(struct ds_conn *c, const struct mc_wire_header *h,
 	r = send_range(c, h, &m, fd, size, rq->offset, rq->length);
 	goto out_close;
 out_reply:
-	m.status = r;
-	r = mc_wire_conn_send(c->wc, &m, h->id);
+	r = reply_status(c, h, r);
 out_close:
 	if (fd >= 0)
 		close(fd);
@@ -316,7 +309,7 @@ static void serve(struct ds_conn *c)
 				mc_log_ratelimited(
 					MC_LOG_NOTICE,
 					"data server: dropping the connection from %s (%s): it broke the framing",
-					c->peer, errname(r));
+					c->peer, mc_errname(r));
 			break;
 		}
 		if (h.type & MC_WIRE_REPLY) {
@@ -443,7 +436,7 @@ static void start_conn(struct mc_data_server *s, int fd)
 		mc_log_ratelimited(
 			MC_LOG_ERR,
 			"data server: cannot start a thread for %s (%s): connection dropped, check the thread limit",
-			peer, errname(r));
+			peer, mc_errname(r));
 		mc_wire_conn_close(c->wc);
 		free(c);
 	}
@@ -475,7 +468,7 @@ static void *accept_main(void *arg)
 				mc_log_ratelimited(
 					MC_LOG_ERR,
 					"data server: cannot accept on port %u (%s): raise the open files limit",
-					s->port, errname(errno));
+					s->port, mc_errname(errno));
 				/* the backlog stays readable: do not spin */
 				poll(NULL, 0, 100);
 			}

@@ -36,13 +36,6 @@ static unsigned first_copy(uint64_t page_id, unsigned n)
 }
 
 /* "ECONNRESET" for -ECONNRESET: the log grammar's (ENAME) */
-static const char *errname(int r)
-{
-	const char *s = strerrorname_np(-r);
-
-	return s ? s : "unknown error";
-}
-
 /* The whole page from one copy, in requests of at most MC_WIRE_MAX_DATA. */
 static int fetch_from(struct mc_transport *t, const struct mc_ns_replicas *r,
 		      const struct mc_ns_replica *peer, uint64_t page_id,
@@ -100,7 +93,7 @@ int mc_fetch_page(struct mc_transport *t, const struct mc_ns_replicas *r,
 				   " from segment %" PRIu64
 				   " at '%s' port %u (%s): %s",
 				   page_id, peer->segment_id, peer->address,
-				   peer->port, errname(ret),
+				   peer->port, mc_errname(ret),
 				   i + 1 < n ? "trying the next copy" :
 					       "no copy left, the read fails");
 	}

@@ -128,3 +128,10 @@ const char *mc_log_escape(const char *s, char *out, size_t outlen)
 	out[o] = '\0';
 	return out;
 }
+
+const char *mc_errname(int err)
+{
+	const char *n = strerrorname_np(err < 0 ? -err : err);
+
+	return n ? n : "unknown error";
+}

@@ -67,4 +67,7 @@ int mc_log_ratelimit_ok(_Atomic unsigned long *last_s);
  */
 const char *mc_log_escape(const char *s, char *out, size_t outlen);
 
+/* "ECONNRESET" for -ECONNRESET (or ECONNRESET), for log lines. */
+const char *mc_errname(int err);
+
 #endif

@@ -248,6 +248,15 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The CLOCK_MONOTONIC time ms from now, for a timed condition wait. */
+static void deadline_in(struct timespec *ts, uint64_t ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	ts->tv_sec += (time_t)(ms / 1000) + ts->tv_nsec / 1000000000L;
+	ts->tv_nsec %= 1000000000L;
+}
+
 static int grow(void **v, size_t *cap, size_t need, size_t size)
 {
 	size_t ncap = *cap ? *cap : 16;
@@ -423,11 +432,8 @@ static size_t moves_forget_locked(struct mc_master *m, uint64_t from,
 /* A page left the namespace: a move of it can never land. */
 static void move_forget_page_locked(struct mc_master *m, uint64_t page_id)
 {
-	size_t i;
+	size_t i = move_find_locked(m, page_id);
 
-	if (m->nmoves == 0)
-		return;
-	i = move_find_locked(m, page_id);
 	if (i != SIZE_MAX)
 		move_end_locked(m, i);
 }
@@ -464,6 +470,22 @@ static struct master_seg *pick_move_target_locked(struct mc_master *m,
 	return best && seg_move_room(best) > 0 ? best : NULL;
 }
 
+/* Queue a DROP of d in s's outbox (the caller wakes the housekeeper). */
+static void seg_queue_drop_locked(struct mc_master *m, struct master_seg *s,
+				  const struct mc_ns_dropped *d)
+{
+	if (drop_list_add(&s->drops, d) < 0) {
+		mc_log_ratelimited(
+			MC_LOG_ERR,
+			"master: out of memory queueing a drop of page %" PRIu64
+			" for segment %" PRIu64
+			": it keeps the copy until it restarts",
+			d->page_id, s->id);
+		return;
+	}
+	m->mail = true;
+}
+
 /*
  * Queue a DROP of d for every segment holding a copy but `except` (the
  * requester, who learns it from its reply).  Segments without a live
@@ -481,18 +503,8 @@ static void drop_to_holders_locked(struct mc_master *m,
 		if (d->segments[i] == except)
 			continue;
 		s = seg_find_locked(m, d->segments[i]);
-		if (!s || s->state != SEG_LIVE || !s->conn)
-			continue;
-		if (drop_list_add(&s->drops, d) < 0) {
-			mc_log_ratelimited(
-				MC_LOG_ERR,
-				"master: out of memory queueing a drop of page %" PRIu64
-				" for segment %" PRIu64
-				": it keeps the copy until it restarts",
-				d->page_id, s->id);
-			continue;
-		}
-		m->mail = true;
+		if (s && s->state == SEG_LIVE && s->conn)
+			seg_queue_drop_locked(m, s, d);
 	}
 }
 
@@ -1082,11 +1094,7 @@ static uint64_t await_moves(struct mc_master *m, uint64_t seg, uint64_t want,
 	struct timespec ts;
 
 	*late = 0;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	ts.tv_sec += (time_t)(wait_ms / 1000) + ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
+	deadline_in(&ts, wait_ms);
 	pthread_mutex_lock(&m->lock);
 	s = seg_find_locked(m, seg);
 	if (s && !s->catch) {
@@ -1132,7 +1140,7 @@ static void move_landed(struct mc_master *m, uint64_t page_id, uint64_t to,
 	int r;
 
 	pthread_mutex_lock(&m->lock);
-	i = m->nmoves ? move_find_locked(m, page_id) : SIZE_MAX;
+	i = move_find_locked(m, page_id);
 	if (i == SIZE_MAX || m->moves[i].to != to) {
 		pthread_mutex_unlock(&m->lock);
 		return;
@@ -1161,16 +1169,9 @@ static void move_landed(struct mc_master *m, uint64_t page_id, uint64_t to,
 	if (r == 0 && s && s->state == SEG_LIVE && s->conn) {
 		if (s->catch && drop_list_add(&s->catch->drops, &d) == 0) {
 			s->catch->freed += footprint(d.size, s->catch->unit);
-		} else if (drop_list_add(&s->drops, &d) == 0) {
-			m->mail = true;
-			pthread_cond_signal(&m->hk_cond);
 		} else {
-			mc_log_ratelimited(
-				MC_LOG_ERR,
-				"master: out of memory queueing a drop of page %" PRIu64
-				" for segment %" PRIu64
-				": it keeps the copy until it restarts",
-				page_id, from);
+			seg_queue_drop_locked(m, s, &d);
+			pthread_cond_signal(&m->hk_cond);
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -2107,11 +2108,7 @@ static void *housekeeper(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&m->lock);
 		if (!m->stopping && !m->mail) {
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_nsec += (long)(m->tick_ms % 1000) * 1000000L;
-			ts.tv_sec += (time_t)(m->tick_ms / 1000) +
-				     ts.tv_nsec / 1000000000L;
-			ts.tv_nsec %= 1000000000L;
+			deadline_in(&ts, m->tick_ms);
 			pthread_cond_timedwait(&m->hk_cond, &m->lock, &ts);
 		}
 		stop = m->stopping;

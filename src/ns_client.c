@@ -163,8 +163,9 @@ static void conn_lost(struct mc_wire_conn *conn, int r)
 
 /*
  * Send req and wait for its reply (moved into *reply, released by the
- * caller).  Returns the reply's status (0 or -errno from the master), or
- * -EHOSTDOWN without a registered session, -ETIMEDOUT, or a send error.
+ * caller; reply NULL when only the status is wanted).  Returns the
+ * reply's status (0 or -errno from the master), or -EHOSTDOWN without a
+ * registered session, -ETIMEDOUT, or a send error.
  */
 static int call(struct ns_client *c, const struct mc_wire_msg *req,
 		struct mc_wire_msg *reply)
@@ -175,7 +176,8 @@ static int call(struct ns_client *c, const struct mc_wire_msg *req,
 	int r;
 
 	memset(&w, 0, sizeof(w));
-	memset(reply, 0, sizeof(*reply));
+	if (reply)
+		memset(reply, 0, sizeof(*reply));
 	if (cond_init_monotonic(&w.cond) < 0)
 		return -ENOMEM;
 	pthread_mutex_lock(&c->lock);
@@ -225,8 +227,12 @@ static int call(struct ns_client *c, const struct mc_wire_msg *req,
 					   c->p.timeout_ms);
 		return w.status;
 	}
-	*reply = w.reply;
-	return reply->status;
+	r = w.reply.status;
+	if (reply)
+		*reply = w.reply;
+	else
+		mc_wire_msg_release(&w.reply);
+	return r;
 }
 
 /* Send without waiting; the reply is read and dropped. */
@@ -348,7 +354,6 @@ static int session_wait(struct ns_client *c, struct mc_wire_conn *conn,
 	int ds, r;
 
 	for (;;) {
-		memset(&m, 0, sizeof(m));
 		r = mc_wire_conn_recv(conn, &h, &m, &ds);
 		if (r < 0)
 			return r;
@@ -495,6 +500,18 @@ static int replay_pins(struct mc_wire_conn *conn, const uint64_t *ids,
 	return r;
 }
 
+/* A HEARTBEAT request: the pool's use, as the usage callback says */
+static void heartbeat_req(struct ns_client *c, uint64_t segment,
+			  struct mc_wire_msg *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->type = MC_WIRE_HEARTBEAT;
+	req->u.heartbeat.segment_id = segment;
+	if (c->p.usage)
+		c->p.usage(c->p.ctx, &req->u.heartbeat.used_bytes,
+			   &req->u.heartbeat.pages);
+}
+
 /* Connect, say hello, register, declare holdings. */
 static int session_open(struct ns_client *c, struct mc_wire_conn **connp,
 			uint64_t *next_idp)
@@ -572,12 +589,7 @@ static int session_open(struct ns_client *c, struct mc_wire_conn **connp,
 	 * A first heartbeat now, not a period later: the master sends a full
 	 * host's pages only to hosts whose room it has heard of.
 	 */
-	memset(&req, 0, sizeof(req));
-	req.type = MC_WIRE_HEARTBEAT;
-	req.u.heartbeat.segment_id = c->ns.segment;
-	if (c->p.usage)
-		c->p.usage(c->p.ctx, &req.u.heartbeat.used_bytes,
-			   &req.u.heartbeat.pages);
+	heartbeat_req(c, c->ns.segment, &req);
 	r = session_call(c, conn, &req, b->next_id++, &rep);
 	mc_wire_msg_release(&rep);
 	if (r < 0)
@@ -611,7 +623,6 @@ static int session_read(struct ns_client *c, struct mc_wire_conn *conn)
 	(void)setsockopt(mc_wire_conn_fd(conn), SOL_SOCKET, SO_RCVTIMEO,
 			 &forever, sizeof(forever));
 	for (;;) {
-		memset(&m, 0, sizeof(m));
 		r = mc_wire_conn_recv(conn, &h, &m, &ds);
 		if (r < 0)
 			return r;
@@ -712,9 +723,9 @@ static void *session_main(void *arg)
 static void *heartbeat_main(void *arg)
 {
 	struct ns_client *c = arg;
-	struct mc_wire_msg req, rep;
+	struct mc_wire_msg req;
 	struct timespec dl;
-	uint64_t session;
+	uint64_t session, segment;
 	int r;
 
 	pthread_mutex_lock(&c->lock);
@@ -730,16 +741,11 @@ static void *heartbeat_main(void *arg)
 			;
 		if (c->stopping || !c->registered)
 			continue;
-		memset(&req, 0, sizeof(req));
-		req.type = MC_WIRE_HEARTBEAT;
-		req.u.heartbeat.segment_id = c->ns.segment;
+		segment = c->ns.segment;
 		session = c->session;
 		pthread_mutex_unlock(&c->lock);
-		if (c->p.usage)
-			c->p.usage(c->p.ctx, &req.u.heartbeat.used_bytes,
-				   &req.u.heartbeat.pages);
-		r = call(c, &req, &rep);
-		mc_wire_msg_release(&rep);
+		heartbeat_req(c, segment, &req);
+		r = call(c, &req, NULL);
 		pthread_mutex_lock(&c->lock);
 		/* not a newer session that registered meanwhile */
 		if (r == -ENOENT && c->conn && c->session == session) {
@@ -842,81 +848,83 @@ static int client_reserve(struct mc_ns *ns, uint64_t *ino, uint64_t *page_id)
 	return r;
 }
 
-static int client_entry_call(struct ns_client *c, uint16_t type,
-			     uint64_t parent, const char *name,
-			     struct mc_wire_msg *rep)
+/* name into a request's name field of size bytes: 0 or -ENAMETOOLONG */
+static int name_to_wire(char *field, size_t size, const char *name)
 {
-	struct mc_wire_msg req;
-
-	memset(&req, 0, sizeof(req));
-	req.type = type;
-	req.u.entry.parent = parent;
-	if (snprintf(req.u.entry.name, sizeof(req.u.entry.name), "%s", name) >=
-	    (int)sizeof(req.u.entry.name))
+	if (snprintf(field, size, "%s", name) >= (int)size)
 		return -ENAMETOOLONG;
-	return call(c, &req, rep);
+	return 0;
+}
+
+/* A LOOKUP, RMDIR or UNLINK request: 0 or -ENAMETOOLONG */
+static int entry_req(struct mc_wire_msg *req, uint16_t type, uint64_t parent,
+		     const char *name)
+{
+	memset(req, 0, sizeof(*req));
+	req->type = type;
+	req->u.entry.parent = parent;
+	return name_to_wire(req->u.entry.name, sizeof(req->u.entry.name), name);
+}
+
+/* Call, and copy the attributes the reply carries to *out */
+static int call_attr(struct ns_client *c, const struct mc_wire_msg *req,
+		     struct mc_ns_attr *out)
+{
+	struct mc_wire_msg rep;
+	int r;
+
+	r = call(c, req, &rep);
+	if (r == 0)
+		*out = rep.u.attr;
+	mc_wire_msg_release(&rep);
+	return r;
 }
 
 static int client_lookup(struct mc_ns *ns, uint64_t parent, const char *name,
 			 struct mc_ns_attr *out)
 {
-	struct mc_wire_msg rep;
+	struct mc_wire_msg req;
 	int r;
 
-	r = client_entry_call(cl(ns), MC_WIRE_LOOKUP, parent, name, &rep);
-	if (r == 0)
-		*out = rep.u.attr;
-	mc_wire_msg_release(&rep);
-	return r;
+	r = entry_req(&req, MC_WIRE_LOOKUP, parent, name);
+	return r < 0 ? r : call_attr(cl(ns), &req, out);
 }
 
 static int client_getattr(struct mc_ns *ns, uint64_t ino,
 			  struct mc_ns_attr *out)
 {
-	struct mc_wire_msg req, rep;
-	int r;
+	struct mc_wire_msg req;
 
 	memset(&req, 0, sizeof(req));
 	req.type = MC_WIRE_GETATTR;
 	req.u.ino = ino;
-	r = call(cl(ns), &req, &rep);
-	if (r == 0)
-		*out = rep.u.attr;
-	mc_wire_msg_release(&rep);
-	return r;
+	return call_attr(cl(ns), &req, out);
 }
 
 static int client_mkdir(struct mc_ns *ns, uint64_t parent, const char *name,
 			uint32_t mode, uint32_t uid, uint32_t gid,
 			struct mc_ns_attr *out)
 {
-	struct mc_wire_msg req, rep;
-	int r;
+	struct mc_wire_msg req;
 
 	memset(&req, 0, sizeof(req));
 	req.type = MC_WIRE_MKDIR;
 	req.u.mkdir.parent = parent;
-	if (snprintf(req.u.mkdir.name, sizeof(req.u.mkdir.name), "%s", name) >=
-	    (int)sizeof(req.u.mkdir.name))
+	if (name_to_wire(req.u.mkdir.name, sizeof(req.u.mkdir.name), name) < 0)
 		return -ENAMETOOLONG;
 	req.u.mkdir.mode = mode;
 	req.u.mkdir.uid = uid;
 	req.u.mkdir.gid = gid;
-	r = call(cl(ns), &req, &rep);
-	if (r == 0)
-		*out = rep.u.attr;
-	mc_wire_msg_release(&rep);
-	return r;
+	return call_attr(cl(ns), &req, out);
 }
 
 static int client_rmdir(struct mc_ns *ns, uint64_t parent, const char *name)
 {
-	struct mc_wire_msg rep;
+	struct mc_wire_msg req;
 	int r;
 
-	r = client_entry_call(cl(ns), MC_WIRE_RMDIR, parent, name, &rep);
-	mc_wire_msg_release(&rep);
-	return r;
+	r = entry_req(&req, MC_WIRE_RMDIR, parent, name);
+	return r < 0 ? r : call(cl(ns), &req, NULL);
 }
 
 /*
@@ -938,6 +946,20 @@ static void dropped_from_wire(struct mc_ns_dropped *out,
 	out->attr.mode = in->page_id ? S_IFREG | 0444 : S_IFDIR | 0755;
 }
 
+/* Call, and rebuild what the reply says left into *dropped */
+static int call_dropped(struct ns_client *c, const struct mc_wire_msg *req,
+			struct mc_ns_dropped *dropped)
+{
+	struct mc_wire_msg rep;
+	int r;
+
+	r = call(c, req, &rep);
+	if (r == 0)
+		dropped_from_wire(dropped, &rep.u.dropped);
+	mc_wire_msg_release(&rep);
+	return r;
+}
+
 static int client_commit(struct mc_ns *ns, const struct mc_ns_commit *c,
 			 struct mc_ns_dropped *replaced)
 {
@@ -949,8 +971,7 @@ static int client_commit(struct mc_ns *ns, const struct mc_ns_commit *c,
 	memset(replaced, 0, sizeof(*replaced));
 	memset(&item, 0, sizeof(item));
 	item.parent = c->parent;
-	if (snprintf(item.name, sizeof(item.name), "%s", c->name) >=
-	    (int)sizeof(item.name))
+	if (name_to_wire(item.name, sizeof(item.name), c->name) < 0)
 		return -ENAMETOOLONG;
 	item.ino = c->ino;
 	item.page_id = c->page_id;
@@ -984,58 +1005,45 @@ static int client_commit(struct mc_ns *ns, const struct mc_ns_commit *c,
 static int client_unlink(struct mc_ns *ns, uint64_t parent, const char *name,
 			 struct mc_ns_dropped *dropped)
 {
-	struct mc_wire_msg rep;
+	struct mc_wire_msg req;
 	int r;
 
 	memset(dropped, 0, sizeof(*dropped));
-	r = client_entry_call(cl(ns), MC_WIRE_UNLINK, parent, name, &rep);
-	if (r == 0)
-		dropped_from_wire(dropped, &rep.u.dropped);
-	mc_wire_msg_release(&rep);
-	return r;
+	r = entry_req(&req, MC_WIRE_UNLINK, parent, name);
+	return r < 0 ? r : call_dropped(cl(ns), &req, dropped);
 }
 
 static int client_rename(struct mc_ns *ns, uint64_t parent, const char *name,
 			 uint64_t newparent, const char *newname,
 			 unsigned flags, struct mc_ns_dropped *dropped)
 {
-	struct mc_wire_msg req, rep;
-	int r;
+	struct mc_wire_rename *q;
+	struct mc_wire_msg req;
 
 	memset(dropped, 0, sizeof(*dropped));
 	memset(&req, 0, sizeof(req));
 	req.type = MC_WIRE_RENAME;
-	req.u.rename.parent = parent;
-	req.u.rename.newparent = newparent;
-	req.u.rename.flags = flags;
-	if (snprintf(req.u.rename.name, sizeof(req.u.rename.name), "%s",
-		     name) >= (int)sizeof(req.u.rename.name) ||
-	    snprintf(req.u.rename.newname, sizeof(req.u.rename.newname), "%s",
-		     newname) >= (int)sizeof(req.u.rename.newname))
+	q = &req.u.rename;
+	q->parent = parent;
+	q->newparent = newparent;
+	q->flags = flags;
+	if (name_to_wire(q->name, sizeof(q->name), name) < 0 ||
+	    name_to_wire(q->newname, sizeof(q->newname), newname) < 0)
 		return -ENAMETOOLONG;
-	r = call(cl(ns), &req, &rep);
-	if (r == 0)
-		dropped_from_wire(dropped, &rep.u.dropped);
-	mc_wire_msg_release(&rep);
-	return r;
+	return call_dropped(cl(ns), &req, dropped);
 }
 
 static int client_setattr(struct mc_ns *ns, uint64_t ino, unsigned flags,
 			  const struct mc_ns_attr *in, struct mc_ns_attr *out)
 {
-	struct mc_wire_msg req, rep;
-	int r;
+	struct mc_wire_msg req;
 
 	memset(&req, 0, sizeof(req));
 	req.type = MC_WIRE_SETATTR;
 	req.u.setattr.ino = ino;
 	req.u.setattr.flags = flags;
 	req.u.setattr.in = *in;
-	r = call(cl(ns), &req, &rep);
-	if (r == 0)
-		*out = rep.u.attr;
-	mc_wire_msg_release(&rep);
-	return r;
+	return call_attr(cl(ns), &req, out);
 }
 
 /* Send the touches held here (a batch taken under the lock, sent outside). */
@@ -1235,15 +1243,12 @@ static int client_replicas(struct mc_ns *ns, uint64_t page_id,
 
 static int client_add_replica(struct mc_ns *ns, uint64_t page_id)
 {
-	struct mc_wire_msg req, rep;
-	int r;
+	struct mc_wire_msg req;
 
 	memset(&req, 0, sizeof(req));
 	req.type = MC_WIRE_ADD_REPLICA;
 	req.u.page_id = page_id;
-	r = call(cl(ns), &req, &rep);
-	mc_wire_msg_release(&rep);
-	return r;
+	return call(cl(ns), &req, NULL);
 }
 
 static const struct mc_ns_ops client_ops = {

@@ -51,96 +51,11 @@ struct mc_pool {
 	_Atomic uint64_t reserve_bytes;	/* written under reserve_lock */
 };
 
-/* What /proc/self/mountinfo says about the topmost mount at a path. */
-struct pool_mount {
-	char fstype[64];
-	char source[256];
-	char opts[1024];	/* superblock options: "rw,size=4096k,huge=always" */
-};
-
 static int open_reserve(struct mc_pool *pool);
 
 static void page_name(uint64_t id, char name[POOL_NAME_LEN])
 {
 	snprintf(name, POOL_NAME_LEN, "%016" PRIx64, id);
-}
-
-/* Undo mountinfo's \ooo escapes (space, tab, newline, backslash) in place. */
-static void unescape_octal(char *s)
-{
-	char *out = s;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
-		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
-					(s[3] - '0'));
-			s += 4;
-		} else {
-			*out++ = *s++;
-		}
-	}
-	*out = '\0';
-}
-
-static void copy_field(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src);
-	unescape_octal(dst);
-}
-
-/*
- * Find the topmost mount whose mount point is exactly path (canonical).
- * Returns 1 and fills *m when found, 0 when path is no mount point, or
- * -errno.  Mounts stacked on one point are listed in mount order, so the
- * last match is the one a lookup of path sees.
- */
-static int find_mount(const char *path, struct pool_mount *m)
-{
-	char *line = NULL;
-	size_t cap = 0;
-	FILE *f;
-	int found = 0;
-
-	f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
-		return -errno;
-	while (getline(&line, &cap, f) > 0) {
-		/* id parent maj:min root point opts [optional...] - type src sopts */
-		char *field[6] = { NULL };
-		char *save = NULL, *tok, *sep;
-		char point[PATH_MAX];
-		int n = 0;
-
-		line[strcspn(line, "\n")] = '\0';
-		sep = strstr(line, " - ");
-		if (!sep)
-			continue;
-		*sep = '\0';
-		for (tok = strtok_r(line, " ", &save); tok && n < 5;
-		     tok = strtok_r(NULL, " ", &save))
-			field[n++] = tok;
-		if (n < 5)
-			continue;
-		copy_field(point, sizeof(point), field[4]);
-		if (strcmp(point, path) != 0)
-			continue;
-
-		save = NULL;
-		n = 0;
-		for (tok = strtok_r(sep + 3, " ", &save); tok && n < 3;
-		     tok = strtok_r(NULL, " ", &save))
-			field[n++] = tok;
-		if (n < 2)
-			continue;
-		copy_field(m->fstype, sizeof(m->fstype), field[0]);
-		copy_field(m->source, sizeof(m->source), field[1]);
-		copy_field(m->opts, sizeof(m->opts), n > 2 ? field[2] : "");
-		found = 1;
-	}
-	free(line);
-	fclose(f);
-	return found;
 }
 
 /* True when the comma-separated list opts holds exactly the option opt. */
@@ -192,7 +107,7 @@ static unsigned long mount_flags(const char *dir)
  * keep the mount as it is and say so.
  */
 static void resize_adopted(const char *dir, uint64_t capacity, unsigned flags,
-			   struct pool_mount *m)
+			   struct mc_mountinfo *m)
 {
 	bool want_huge = (flags & MC_POOL_HUGE) &&
 			 !has_option(m->opts, "huge=always");
@@ -289,7 +204,9 @@ static int open_subdir(const char *dir, const char *name)
  * Call fn on every entry of the directory fd (other than . and ..).
  * Stops early when fn returns non-zero and returns that, else 0 or -errno.
  */
-static int for_each_entry(int fd, int (*fn)(int fd, const char *name))
+static int for_each_entry(int fd,
+			  int (*fn)(void *ctx, int fd, const char *name),
+			  void *ctx)
 {
 	DIR *d;
 	struct dirent *de;
@@ -309,7 +226,7 @@ static int for_each_entry(int fd, int (*fn)(int fd, const char *name))
 	while ((de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		r = fn(fd, de->d_name);
+		r = fn(ctx, fd, de->d_name);
 		if (r != 0)
 			break;
 		errno = 0;
@@ -320,7 +237,7 @@ static int for_each_entry(int fd, int (*fn)(int fd, const char *name))
 	return r;
 }
 
-static int unlink_entry(int fd, const char *name)
+static int unlink_entry(void *ctx, int fd, const char *name)
 {
 	if (unlinkat(fd, name, 0) < 0 && errno != ENOENT) {
 		int r = -errno;
@@ -332,7 +249,7 @@ static int unlink_entry(int fd, const char *name)
 	return 0;
 }
 
-static int found_entry(int fd, const char *name)
+static int found_entry(void *ctx, int fd, const char *name)
 {
 	return 1;
 }
@@ -341,7 +258,7 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 		 unsigned flags, bool *adopted)
 {
 	struct mc_pool *pool = NULL;
-	struct pool_mount m;
+	struct mc_mountinfo m;
 	struct statfs sf;
 	bool mounted = false;
 	bool had_pages = false;
@@ -377,7 +294,7 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 		goto out_free;
 	}
 
-	r = find_mount(pool->dir, &m);
+	r = mc_mountinfo_find(pool->dir, NULL, &m);
 	if (r < 0) {
 		mc_log_errno(MC_LOG_ERR, r,
 			     "pool: cannot read '/proc/self/mountinfo': mount /proc");
@@ -420,7 +337,7 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 	pool->pending_fd = r;
 
 	/* a page still in pending/ was never closed by its writer: drop it */
-	r = for_each_entry(pool->pending_fd, unlink_entry);
+	r = for_each_entry(pool->pending_fd, unlink_entry, NULL);
 	if (r < 0) {
 		mc_log_errno(MC_LOG_ERR, r,
 			     "pool: cannot list '%s/pending': check its permissions",
@@ -435,7 +352,7 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 	}
 
 	if (pool->kind == MC_POOL_DIR) {
-		r = for_each_entry(pool->pages_fd, found_entry);
+		r = for_each_entry(pool->pages_fd, found_entry, NULL);
 		if (r < 0) {
 			mc_log_errno(MC_LOG_ERR, r,
 				     "pool: cannot list '%s/pages': check its permissions",
@@ -593,7 +510,7 @@ static int remove_subdir(const char *dir, const char *name)
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	r = for_each_entry(fd, unlink_entry);
+	r = for_each_entry(fd, unlink_entry, NULL);
 	close(fd);
 	if (r < 0)
 		return r;
@@ -604,7 +521,7 @@ static int remove_subdir(const char *dir, const char *name)
 
 int mc_pool_destroy(const char *dir)
 {
-	struct pool_mount m;
+	struct mc_mountinfo m;
 	char *path;
 	int r;
 
@@ -613,7 +530,7 @@ int mc_pool_destroy(const char *dir)
 		return errno == ENOENT ? 0 : -errno;
 
 	/* only our own mounts: never unmount an operator's tmpfs */
-	while ((r = find_mount(path, &m)) == 1 &&
+	while ((r = mc_mountinfo_find(path, NULL, &m)) == 1 &&
 	       strcmp(m.fstype, "tmpfs") == 0 &&
 	       strcmp(m.source, POOL_SOURCE) == 0) {
 		if (umount2(path, 0) == 0)
@@ -778,45 +695,30 @@ const char *mc_pool_page_path(const struct mc_pool *pool, uint64_t id,
 	return buf;
 }
 
+struct page_visit {
+	int (*fn)(void *ctx, uint64_t id);
+	void *ctx;
+};
+
+static int visit_page(void *ctx, int fd, const char *name)
+{
+	const struct page_visit *v = ctx;
+	char *end;
+	uint64_t id;
+
+	id = strtoull(name, &end, 16);
+	/* not one of ours (a stray file): leave it alone */
+	if (*end != '\0' || strlen(name) != POOL_NAME_LEN - 1 || id == 0)
+		return 0;
+	return v->fn(v->ctx, id);
+}
+
 int mc_pool_foreach_page(struct mc_pool *pool,
 			 int (*fn)(void *ctx, uint64_t id), void *ctx)
 {
-	struct dirent *de;
-	DIR *d;
-	int fd, r = 0;
+	struct page_visit v = { fn, ctx };
 
-	/* closedir() closes its fd; the pool keeps pages_fd */
-	fd = openat(pool->pages_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	errno = 0;
-	while ((de = readdir(d)) != NULL) {
-		char *end;
-		uint64_t id;
-
-		if (de->d_name[0] == '.')
-			continue;
-		errno = 0;
-		id = strtoull(de->d_name, &end, 16);
-		/* not one of ours (a stray file): leave it alone */
-		if (*end != '\0' || strlen(de->d_name) != POOL_NAME_LEN - 1 ||
-		    id == 0)
-			continue;
-		r = fn(ctx, id);
-		if (r != 0)
-			break;
-		errno = 0;
-	}
-	if (!de && errno)
-		r = -errno;
-	closedir(d);
-	return r;
+	return for_each_entry(pool->pages_fd, visit_page, &v);
 }
 
 int mc_pool_segment_uuid(struct mc_pool *pool, uint8_t uuid[16])

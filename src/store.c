@@ -637,38 +637,42 @@ static int copy_add_locked(struct mc_store *st, const struct mc_ns_attr *a,
 }
 
 /*
- * Whether page_id has any copy (*any: the page exists) and one in segment
- * (*here).  0 or -errno.
+ * Whether page_id has a copy in segment (*here) and one elsewhere
+ * (*other); with neither, the page does not exist.  0 or -errno.
  */
 static int copies_of_locked(struct mc_store *st, uint64_t page_id,
-			    uint64_t segment, bool *any, bool *here)
+			    uint64_t segment, bool *here, bool *other)
 {
 	sqlite3_stmt *q = st->q[Q_COPIES_OF];
 	int r;
 
-	*any = *here = false;
+	*here = *other = false;
 	bind_u64(q, 1, page_id);
 	while ((r = q_step(st, q)) == 1) {
-		*any = true;
 		if (col_u64(q, 0) == segment)
 			*here = true;
+		else
+			*other = true;
 	}
 	q_reset(q);
 	return r;
 }
 
-/* 1 when page_id has a copy outside segment, 0 when not, -errno. */
-static int other_copy_locked(struct mc_store *st, uint64_t page_id,
-			     uint64_t segment)
+/*
+ * Delete segment's copy of page_id; a holdings report of it made before
+ * is stale now, so a reconcile of segment hears it was dropped.
+ */
+static int copy_drop_locked(struct mc_store *st, uint64_t page_id,
+			    uint64_t segment)
 {
-	sqlite3_stmt *q = st->q[Q_COPIES_OF];
+	sqlite3_stmt *q = st->q[Q_COPY_DROP];
 	int r;
 
 	bind_u64(q, 1, page_id);
-	while ((r = q_step(st, q)) == 1)
-		if (col_u64(q, 0) != segment)
-			break;
-	q_reset(q);
+	bind_u64(q, 2, segment);
+	r = q_exec_locked(st, q);
+	if (r == 0 && reconciling_locked(st, segment))
+		r = hold_set_locked(st, segment, page_id, HOLD_DROPPED);
 	return r;
 }
 
@@ -1810,6 +1814,7 @@ struct store_sweep {
 static int sweep_skip_locked(struct mc_store *st, const struct store_sweep *s,
 			     const struct mc_ns_attr *a)
 {
+	bool here, other;
 	int r;
 
 	switch (s->mode) {
@@ -1819,11 +1824,11 @@ static int sweep_skip_locked(struct mc_store *st, const struct store_sweep *s,
 	case SWEEP_SOLE:
 		if (mc_id_counts_get(&st->pins, a->ino) != 0)
 			return 1;
-		r = other_copy_locked(st, a->page_id, s->segment);
+		r = copies_of_locked(st, a->page_id, s->segment, &here, &other);
 		if (r < 0)
 			return r;
 		/* COPIES leaves last copies alone, SOLE all the others */
-		return s->mode == SWEEP_COPIES ? r == 0 : r == 1;
+		return s->mode == SWEEP_COPIES ? !other : other;
 	case SWEEP_LOST:
 		return 0;
 	case SWEEP_UNCONFIRMED:
@@ -1877,26 +1882,20 @@ static int sweep_scan_locked(struct mc_store *st, sqlite3_stmt *q,
 static int sweep_take_locked(struct mc_store *st, const struct store_sweep *s,
 			     struct store_victim *v)
 {
-	sqlite3_stmt *q = st->q[Q_COPY_DROP];
-	bool any, here;
+	bool here, other;
 	int r;
 
-	bind_u64(q, 1, v->d.page_id);
-	bind_u64(q, 2, s->segment);
-	r = q_exec_locked(st, q);
+	r = copy_drop_locked(st, v->d.page_id, s->segment);
 	if (r == 0)
-		r = copies_of_locked(st, v->d.page_id, s->segment, &any, &here);
+		r = copies_of_locked(st, v->d.page_id, s->segment, &here,
+				     &other);
 	if (r < 0)
 		return r;
 	v->d.nsegments = 1;
 	v->d.segments[0] = s->segment;
-	if (any) {
+	if (other) {
 		v->d.flags = MC_NS_DROPPED_COPY;
-		/* a holdings report made before this drop is stale now */
-		if (reconciling_locked(st, s->segment))
-			r = hold_set_locked(st, s->segment, v->d.page_id,
-					    HOLD_DROPPED);
-		return r;
+		return 0;
 	}
 	return delete_locked(st, v->d.ino);
 }
@@ -2027,9 +2026,7 @@ static int64_t evict_as(struct mc_store *st, enum sweep_mode mode,
 	};
 	int r;
 
-	pthread_mutex_lock(&st->lock);
-	flush_touches_locked(st);	/* the LRU order must be current */
-	pthread_mutex_unlock(&st->lock);
+	mc_store_flush_touches(st);	/* the LRU order must be current */
 	r = sweep_run(st, &s, bytes, fn, ctx);
 	return r < 0 ? r : (int64_t)s.freed;
 }
@@ -2060,9 +2057,7 @@ int64_t mc_store_sole_copies(struct mc_store *st, uint64_t segment,
 	uint64_t taken = 0;
 	int r;
 
-	pthread_mutex_lock(&st->lock);
-	flush_touches_locked(st);	/* the LRU order must be current */
-	pthread_mutex_unlock(&st->lock);
+	mc_store_flush_touches(st);	/* the LRU order must be current */
 	r = sweep_start(&s);
 	if (r < 0)
 		return r;
@@ -2261,7 +2256,7 @@ int64_t mc_store_segment_lost(struct mc_store *st, uint64_t segment,
 int mc_store_add_replica(struct mc_store *st, uint64_t page_id,
 			 uint64_t segment)
 {
-	bool any, here;
+	bool here, other;
 	int r;
 
 	if (segment == 0)
@@ -2270,10 +2265,10 @@ int mc_store_add_replica(struct mc_store *st, uint64_t page_id,
 	r = tx_begin_locked(st);
 	if (r < 0)
 		goto out_unlock;
-	r = copies_of_locked(st, page_id, segment, &any, &here);
+	r = copies_of_locked(st, page_id, segment, &here, &other);
 	if (r < 0)
 		goto out_end;
-	if (!any) {
+	if (!here && !other) {
 		r = -ENOENT;
 		goto out_end;
 	}
@@ -2307,10 +2302,10 @@ static int copy_ino_locked(struct mc_store *st, uint64_t page_id,
 int mc_store_drop_copy(struct mc_store *st, uint64_t page_id, uint64_t segment,
 		       struct mc_ns_dropped *d)
 {
-	sqlite3_stmt *q = st->q[Q_COPY_DROP];
 	char name[MC_NAME_MAX + 1];
 	struct mc_ns_attr a;
 	uint64_t ino = 0;
+	bool here, other;
 	int r;
 
 	dropped_none(d);
@@ -2325,20 +2320,14 @@ int mc_store_drop_copy(struct mc_store *st, uint64_t page_id, uint64_t segment,
 		r = -EBUSY;
 		goto out_unlock;
 	}
-	r = other_copy_locked(st, page_id, segment);
-	if (r <= 0) {
-		r = r < 0 ? r : -EBUSY;
-		goto out_unlock;
-	}
-	r = tx_begin_locked(st);
+	r = copies_of_locked(st, page_id, segment, &here, &other);
+	if (r == 0 && !other)
+		r = -EBUSY;
 	if (r < 0)
 		goto out_unlock;
-	bind_u64(q, 1, page_id);
-	bind_u64(q, 2, segment);
-	r = q_exec_locked(st, q);
-	/* a holdings report made before this drop is stale now */
-	if (r == 0 && reconciling_locked(st, segment))
-		r = hold_set_locked(st, segment, page_id, HOLD_DROPPED);
+	r = tx_begin_locked(st);
+	if (r == 0)
+		r = copy_drop_locked(st, page_id, segment);
 	r = tx_end_locked(st, r);
 	if (r == 0) {
 		dropped_from(d, &a, name);
@@ -2427,7 +2416,7 @@ out_unlock:
 static int hold_one_locked(struct mc_store *st, uint64_t segment,
 			   uint64_t page_id, bool *unknown)
 {
-	bool any, here;
+	bool here, other;
 	int hold, r;
 
 	*unknown = false;
@@ -2438,10 +2427,10 @@ static int hold_one_locked(struct mc_store *st, uint64_t segment,
 	}
 	if (hold < 0 && hold != -ENOENT)
 		return hold;
-	r = copies_of_locked(st, page_id, segment, &any, &here);
+	r = copies_of_locked(st, page_id, segment, &here, &other);
 	if (r < 0)
 		return r;
-	if (!any) {
+	if (!here && !other) {
 		*unknown = true;
 		return 0;
 	}

@@ -87,8 +87,8 @@ static int fake_read(struct mc_transport *t, const struct mc_ns_replica *peer,
 		     uint32_t *crc)
 {
 	struct mc_transport_fake *f = (struct mc_transport_fake *)t;
-	enum mc_transport_fault fault = MC_TRANSPORT_FAULT_NONE;
-	uint64_t arg = 0, len = req->length, n;
+	enum mc_transport_fault fault;
+	uint64_t arg, len = req->length, n;
 	uint64_t delay_ms = 0;
 	struct fake_peer *p;
 	struct fake_page *pg;
@@ -96,16 +96,14 @@ static int fake_read(struct mc_transport *t, const struct mc_ns_replica *peer,
 
 	pthread_mutex_lock(&f->lock);
 	p = find_peer_locked(f, peer->segment_id, 0);
-	if (p) {
-		p->calls++;
-		fault = p->fault;
-		arg = p->arg;
-	}
 	if (!p) {
 		/* nobody listens at an address the table does not know */
 		r = -ECONNREFUSED;
 		goto out_unlock;
 	}
+	p->calls++;
+	fault = p->fault;
+	arg = p->arg;
 	if (p->dead) {
 		r = -EHOSTUNREACH;
 		goto out_unlock;

@@ -74,13 +74,6 @@ struct transport_tcp {
 	struct tcp_peer *peers; /* protected by lock */
 };
 
-static const char *errname(int r)
-{
-	const char *n = strerrorname_np(r < 0 ? -r : r);
-
-	return n ? n : "unknown error";
-}
-
 /* ----------------------------------------------------------- connections */
 
 static void conn_close(struct tcp_conn *c)
@@ -129,7 +122,7 @@ static int conn_open(struct transport_tcp *t, const struct mc_ns_replica *peer,
 			mc_log_ratelimited(
 				MC_LOG_NOTICE,
 				"transport: no io_uring for '%s' port %u (%s): receiving with recv(2), check kernel.io_uring_disabled and RLIMIT_MEMLOCK",
-				peer->address, peer->port, errname(r));
+				peer->address, peer->port, mc_errname(r));
 	}
 	*cp = c;
 	c = NULL;

@@ -317,10 +317,22 @@ static void reader_bad(struct mc_wire_reader *r)
 	reader_fail(r, -EBADMSG);
 }
 
+static bool status_ok(int32_t status)
+{
+	return status <= 0 && status >= -MAX_ERRNO;
+}
+
+/* An item's status: 0 or -errno */
+static void put_status(struct mc_wire_writer *w, int32_t status)
+{
+	if (!status_ok(status))
+		writer_fail(w, -EINVAL);
+	mc_wire_put_i32(w, status);
+}
+
 static void get_status(struct mc_wire_reader *r, int32_t *status)
 {
-	if (mc_wire_get_i32(r, status) == 0 &&
-	    (*status > 0 || *status < -MAX_ERRNO))
+	if (mc_wire_get_i32(r, status) == 0 && !status_ok(*status))
 		reader_bad(r);
 }
 
@@ -806,9 +818,7 @@ static void put_commit_reply(struct mc_wire_writer *w,
 
 	put_count(w, c->count, MC_WIRE_MAX_BATCH);
 	for (uint32_t i = 0; i < c->count && !w->err; i++) {
-		if (c->items[i].status > 0 || c->items[i].status < -MAX_ERRNO)
-			writer_fail(w, -EINVAL);
-		mc_wire_put_i32(w, c->items[i].status);
+		put_status(w, c->items[i].status);
 		put_dropped(w, &c->items[i].replaced);
 	}
 }
@@ -901,11 +911,8 @@ static void put_touch_reply(struct mc_wire_writer *w,
 	const struct mc_wire_touch_reply *t = &m->u.touch_reply;
 
 	put_count(w, t->count, MC_WIRE_MAX_BATCH);
-	for (uint32_t i = 0; i < t->count && !w->err; i++) {
-		if (t->status[i] > 0 || t->status[i] < -MAX_ERRNO)
-			writer_fail(w, -EINVAL);
-		mc_wire_put_i32(w, t->status[i]);
-	}
+	for (uint32_t i = 0; i < t->count && !w->err; i++)
+		put_status(w, t->status[i]);
 }
 
 static void get_touch_reply(struct mc_wire_reader *r, struct mc_wire_msg *m)
@@ -1252,7 +1259,7 @@ int mc_wire_msg_encode(const struct mc_wire_msg *m, struct mc_wire_writer *w)
 		return w->err;
 	if (!op && !(reply && m->status < 0))
 		return -ENOSYS;
-	if (reply && (m->status > 0 || m->status < -MAX_ERRNO))
+	if (reply && !status_ok(m->status))
 		return -EINVAL;
 	if (reply)
 		mc_wire_put_i32(w, m->status);
@@ -1266,6 +1273,14 @@ int mc_wire_msg_encode(const struct mc_wire_msg *m, struct mc_wire_writer *w)
 
 int mc_wire_frame_encode(const struct mc_wire_msg *m, uint64_t id, void *buf,
 			 size_t cap, size_t *lenp)
+{
+	return mc_wire_frame_encode_version(m, MC_WIRE_VERSION, id, buf, cap,
+					    lenp);
+}
+
+int mc_wire_frame_encode_version(const struct mc_wire_msg *m, uint16_t version,
+				 uint64_t id, void *buf, size_t cap,
+				 size_t *lenp)
 {
 	struct mc_wire_header h = { 0 };
 	struct mc_wire_writer w;
@@ -1281,7 +1296,7 @@ int mc_wire_frame_encode(const struct mc_wire_msg *m, uint64_t id, void *buf,
 		return r;
 	if (w.len > MC_WIRE_MAX_PAYLOAD)
 		return -EMSGSIZE;
-	h.version = MC_WIRE_VERSION;
+	h.version = version;
 	h.type = m->type;
 	h.length = (uint32_t)w.len;
 	h.id = id;

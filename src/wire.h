@@ -426,6 +426,11 @@ int mc_wire_msg_encode(const struct mc_wire_msg *m, struct mc_wire_writer *w);
 int mc_wire_frame_encode(const struct mc_wire_msg *m, uint64_t id, void *buf,
 			 size_t cap, size_t *lenp);
 
+/* The same with the header's version given (a connection's agreed one). */
+int mc_wire_frame_encode_version(const struct mc_wire_msg *m, uint16_t version,
+				 uint64_t id, void *buf, size_t cap,
+				 size_t *lenp);
+
 /*
  * Decode the payload (len bytes) of a frame of the given type into *m,
  * which is overwritten (release what it held first).  Returns 0; -EBADMSG,

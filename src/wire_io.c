@@ -577,41 +577,19 @@ size_t mc_wire_conn_buffered(const struct mc_wire_conn *c)
 /* ----------------------------------------------------------------- send */
 
 /*
- * One frame of m into buf: the payload by the encoder, then the header
- * with the agreed version (HELLO's is always 1, and so is everything sent
- * before HELLO agreed on one).
+ * One frame of m into buf, with the agreed version (HELLO's is always 1,
+ * and so is everything sent before HELLO agreed on one).
  */
 static int encode_frame(const struct mc_wire_conn *c,
 			const struct mc_wire_msg *m, uint64_t id, uint8_t *buf,
 			size_t cap, size_t *lenp)
 {
-	struct mc_wire_header h = { 0 };
-	struct mc_wire_writer w;
-	size_t room;
-	int r;
+	uint16_t version = atomic_load(&c->version);
 
-	*lenp = 0;
-	if (cap < MC_WIRE_HEADER_SIZE)
-		return -EMSGSIZE;
-	room = cap - MC_WIRE_HEADER_SIZE;
-	if (room > MC_WIRE_MAX_PAYLOAD)
-		room = MC_WIRE_MAX_PAYLOAD;
-	mc_wire_writer_init(&w, buf + MC_WIRE_HEADER_SIZE, room);
-	r = mc_wire_msg_encode(m, &w);
-	if (r < 0)
-		return r;
-	h.version = atomic_load(&c->version);
-	if (h.version == 0 ||
+	if (version == 0 ||
 	    (m->type & (uint16_t)~MC_WIRE_REPLY) == MC_WIRE_HELLO)
-		h.version = HELLO_VERSION;
-	h.type = m->type;
-	h.length = (uint32_t)w.len;
-	h.id = id;
-	r = mc_wire_header_encode(&h, buf);
-	if (r < 0)
-		return r;
-	*lenp = MC_WIRE_HEADER_SIZE + w.len;
-	return 0;
+		version = HELLO_VERSION;
+	return mc_wire_frame_encode_version(m, version, id, buf, cap, lenp);
 }
 
 static int send_all(int fd, const uint8_t *p, size_t len, int flags)
@@ -681,15 +659,22 @@ static int append_locked(struct mc_wire_conn *c, const struct mc_wire_msg *m,
 	}
 }
 
+/* Append m and write out everything queued; flags as for send(2) */
+static int send_locked(struct mc_wire_conn *c, const struct mc_wire_msg *m,
+		       uint64_t id, int flags)
+{
+	int r = append_locked(c, m, id);
+
+	return r < 0 ? r : flush_locked(c, flags);
+}
+
 int mc_wire_conn_send(struct mc_wire_conn *c, const struct mc_wire_msg *m,
 		      uint64_t id)
 {
 	int r;
 
 	pthread_mutex_lock(&c->send_lock);
-	r = append_locked(c, m, id);
-	if (r == 0)
-		r = flush_locked(c, 0);
+	r = send_locked(c, m, id, 0);
 	pthread_mutex_unlock(&c->send_lock);
 	return r;
 }
@@ -768,17 +753,12 @@ int mc_wire_conn_send_data(struct mc_wire_conn *c, const struct mc_wire_msg *m,
 	int r;
 
 	pthread_mutex_lock(&c->send_lock);
-	r = append_locked(c, m, id);
-	if (r < 0)
-		goto out_unlock;
 	/* MSG_MORE: the frame and the first page bytes share a segment */
-	r = flush_locked(c, len ? MSG_MORE : 0);
-	if (r < 0 || len == 0)
-		goto out_unlock;
-	r = sendfile_all(c->fd, data_fd, off, len);
-	if (r < 0)
-		c->send_err = r;
-out_unlock:
+	r = send_locked(c, m, id, len ? MSG_MORE : 0);
+	if (r == 0 && len) {
+		r = sendfile_all(c->fd, data_fd, off, len);
+		c->send_err = r; /* 0, or the stream is lost for good */
+	}
 	pthread_mutex_unlock(&c->send_lock);
 	return r;
 }
@@ -791,16 +771,11 @@ int mc_wire_conn_send_buf(struct mc_wire_conn *c, const struct mc_wire_msg *m,
 	if (len > SIZE_MAX)
 		return -EINVAL;
 	pthread_mutex_lock(&c->send_lock);
-	r = append_locked(c, m, id);
-	if (r < 0)
-		goto out_unlock;
-	r = flush_locked(c, len ? MSG_MORE : 0);
-	if (r < 0 || len == 0)
-		goto out_unlock;
-	r = send_all(c->fd, data, (size_t)len, 0);
-	if (r < 0)
-		c->send_err = r;
-out_unlock:
+	r = send_locked(c, m, id, len ? MSG_MORE : 0);
+	if (r == 0 && len) {
+		r = send_all(c->fd, data, (size_t)len, 0);
+		c->send_err = r; /* 0, or the stream is lost for good */
+	}
 	pthread_mutex_unlock(&c->send_lock);
 	return r;
 }

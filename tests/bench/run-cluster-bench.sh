@@ -37,6 +37,8 @@ ROUNDS=3
 SEGMENT=
 ARGS=("$@")
 
+# shellcheck source=SCRIPTDIR/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
 usage() { sed -n '2,/^\[ -n /{/^#/s/^# \{0,1\}//p}' "$0"; }
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -61,19 +63,6 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-# size_bytes SIZE: 8MiB, 8m, 4gb, 4294967296 in bytes (powers of 1024)
-size_bytes() {
-	local s=${1,,} n
-	[[ $s =~ ^([0-9]+)([kmgt]?)(i?b)?$ ]] || return 1
-	n=${BASH_REMATCH[1]}
-	case ${BASH_REMATCH[2]} in
-	k) n=$((n << 10)) ;;
-	m) n=$((n << 20)) ;;
-	g) n=$((n << 30)) ;;
-	t) n=$((n << 40)) ;;
-	esac
-	echo "$n"
-}
 if ! [[ $PAGES =~ ^[0-9]+$ && $ROUNDS =~ ^[0-9]+$ ]] || [ "$PAGES" -lt 2 ] ||
 	[ "$ROUNDS" -lt 1 ]; then
 	echo "run-cluster-bench: --pages must be >= 2 and --rounds >= 1" >&2

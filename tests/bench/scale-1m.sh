@@ -36,6 +36,8 @@ PASSTHROUGH=
 note() { printf '%s: %s\n' "$ME" "$*" >&2; }
 die() { printf '%s: %s\n' "$ME" "$*" >&2; exit 99; }
 usage_error() { printf '%s: %s (see --help)\n' "$ME" "$*" >&2; exit 2; }
+# shellcheck source=SCRIPTDIR/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -82,20 +84,6 @@ fi
 [ -c /dev/fuse ] || { note "no /dev/fuse"; exit 77; }
 
 # --- the private directory and its clean-up -----------------------------------
-
-is_mounted() {
-	awk -v mp="$1" -v ty="$2" '
-		{ for (i = 7; $i != "-"; i++) ; }
-		$5 == mp && $(i + 1) == ty { found = 1 }
-		END { exit !found }' /proc/self/mountinfo
-}
-
-# mountpoints at or below $1, deepest first (our paths have no blanks)
-# shellcheck disable=SC2317 # called from the trap
-mounts_below() {
-	awk -v d="$1" '$5 == d || index($5, d "/") == 1 { print $5 }' \
-		/proc/self/mountinfo | sort -r
-}
 
 WORK=
 DAEMON_PID=

@@ -318,6 +318,33 @@ sfb() { "$MC_PYTHON" "$SFB" "$@"; }
 
 # --- the daemon -------------------------------------------------------------
 
+# mc__serving MNT: the topmost mount at MNT is fuse.mooncake and answers
+# statfs (a stale mount from a killed daemon answers ENOTCONN).
+mc__serving() {
+	[ "$(mc__top_fstype "$1")" = fuse.mooncake ] &&
+		timeout 5 stat -f "$1" >/dev/null 2>&1
+}
+
+# mc__await_start PID LOG WHAT CMD...: run CMD every 0.1 s for 10 s while
+# PID lives.  0 once CMD succeeds; 2 when PID exited (its status and LOG's
+# tail told); 1 when CMD never succeeded (LOG's tail told).
+mc__await_start() {
+	local pid=$1 log=$2 what=$3
+	shift 3
+	for _ in $(seq 100); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid"
+			note "$what exited with status $? at start:"
+			tail -n 20 "$log" >&2
+			return 2
+		fi
+		"$@" && return 0
+		sleep 0.1
+	done
+	tail -n 20 "$log" >&2
+	return 1
+}
+
 # mc_start [daemon args...]: start mooncaked on $MNT with $STATE and wait
 # until it serves: the topmost mount at $MNT is fuse.mooncake and answers
 # statfs (a stale mount from a killed daemon answers ENOTCONN; its mount
@@ -331,22 +358,13 @@ mc_start() {
 		"$@" "$MNT" >>"$MC_LOG" 2>&1 </dev/null &
 	MC_PID=$!
 	echo "$MC_PID" >"$MC_TEST_DIR/daemon.pid.$MC_STARTS"
-	for _ in $(seq 100); do
-		if ! kill -0 "$MC_PID" 2>/dev/null; then
-			wait "$MC_PID"
-			note "daemon exited with status $? before mounting:"
-			tail -n 20 "$MC_LOG" >&2
-			MC_PID=
-			fail "mooncaked did not start"
-		fi
-		if [ "$(mc__top_fstype "$MNT")" = fuse.mooncake ] &&
-			timeout 5 stat -f "$MNT" >/dev/null 2>&1; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	note "mooncaked is not serving $MNT after 10 s:"
-	tail -n 20 "$MC_LOG" >&2
+	mc__await_start "$MC_PID" "$MC_LOG" mooncaked mc__serving "$MNT"
+	case $? in
+	0) return 0 ;;
+	2) MC_PID=
+	   fail "mooncaked did not start" ;;
+	esac
+	note "mooncaked is not serving $MNT after 10 s"
 	fail "mooncaked did not mount"
 }
 
@@ -734,19 +752,14 @@ mc_master_start() {
 	pid=$!
 	MC_MASTER_PID=$pid
 	echo "$pid" >"$MC_TEST_DIR/daemon.pid.master.$MC_MASTER_STARTS"
-	for _ in $(seq 100); do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			wait "$pid"
-			note "mooncake_master exited with status $? at start:"
-			tail -n 20 "$MC_MASTER_LOG" >&2
-			MC_MASTER_PID=
-			fail "mooncake_master did not start"
-		fi
-		[ "$(grep -c 'serving on' "$MC_MASTER_LOG")" -gt "$before" ] &&
-			return 0
-		sleep 0.1
-	done
-	tail -n 20 "$MC_MASTER_LOG" >&2
+	# shellcheck disable=SC2317 # called through mc__await_start
+	mc__master_serving() { [ "$(grep -c 'serving on' "$MC_MASTER_LOG")" -gt "$before" ]; }
+	mc__await_start "$pid" "$MC_MASTER_LOG" mooncake_master mc__master_serving
+	case $? in
+	0) return 0 ;;
+	2) MC_MASTER_PID=
+	   fail "mooncake_master did not start" ;;
+	esac
 	fail "mooncake_master is not serving after 10 s"
 }
 
@@ -809,7 +822,7 @@ mc_host_wait_registered() {
 # until it has registered with the master once more.
 mc_host_start() {
 	local wait_reg=1 h a args=() before pid dir mnt log uts=()
-	local has_seg='' has_master='' has_local='' serving=''
+	local has_seg='' has_master='' has_local=''
 	if [ "$1" = -n ]; then
 		wait_reg=
 		shift
@@ -845,25 +858,12 @@ mc_host_start() {
 	pid=$!
 	MC_HOST_PID[$h]=$pid
 	echo "$pid" >"$MC_TEST_DIR/daemon.pid.$h.${MC__HOST_STARTS[$h]}"
-	for _ in $(seq 100); do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			wait "$pid"
-			note "host $h: mooncaked exited with status $? before mounting:"
-			tail -n 20 "$log" >&2
-			MC_HOST_PID[$h]=
-			fail "host $h: mooncaked did not start"
-		fi
-		if [ "$(mc__top_fstype "$mnt")" = fuse.mooncake ] &&
-			timeout 5 stat -f "$mnt" >/dev/null 2>&1; then
-			serving=1
-			break
-		fi
-		sleep 0.1
-	done
-	if [ -z "$serving" ]; then
-		tail -n 20 "$log" >&2
-		fail "host $h: mooncaked is not serving $mnt after 10 s (top mount: '$(mc__top_fstype "$mnt")', statfs: $(mc_errno listdir "$mnt"))"
-	fi
+	mc__await_start "$pid" "$log" "host $h: mooncaked" mc__serving "$mnt"
+	case $? in
+	2) MC_HOST_PID[$h]=
+	   fail "host $h: mooncaked did not start" ;;
+	1) fail "host $h: mooncaked is not serving $mnt after 10 s (top mount: '$(mc__top_fstype "$mnt")', statfs: $(mc_errno listdir "$mnt"))" ;;
+	esac
 	[ -n "$wait_reg" ] || return 0
 	mc_host_wait_registered "$h" 10 "$before" && return 0
 	tail -n 20 "$log" >&2
