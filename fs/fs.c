@@ -36,6 +36,7 @@
 #include <fuse_lowlevel.h>
 
 #include "fs_i.h"
+#include "attr_warmer.h"
 #include "crc32c.h"
 #include "graves.h"
 #include "log.h"
@@ -169,7 +170,7 @@ static void reply_entry(fuse_req_t req, const struct mc_ns_attr *a,
 
 	memset(&e, 0, sizeof(e));
 	e.ino = a->ino;
-	e.generation = 1;
+	e.generation = MC_FS_GENERATION;
 	e.attr_timeout = timeout;
 	e.entry_timeout = timeout;
 	fill_stat(a, &e.attr);
@@ -722,6 +723,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	int r;
 
+	atomic_fetch_add(&fs->counters.getattrs, 1);
 	r = get_attr_of(fs, ino, &a, &w);
 	/* by name (no file handle): a page being written is not there yet */
 	if (!fi && hidden(fs, ino, fuse_req_ctx(req)->pid, &w)) {
@@ -967,6 +969,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (r == 0)
 		drop_page(fs, &d);
 	reply_err(req, r);
+	/* the kernel marked the ctime stale (tmp+rename: the final name) */
+	if (r == 0)
+		mc_attr_warmer_warm(fs->warmer, 0, newparent, newname);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -1115,7 +1120,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	memset(&e, 0, sizeof(e));
 	e.ino = in->ino;
-	e.generation = 1;
+	e.generation = MC_FS_GENERATION;
 	/*
 	 * The kernel may keep the name: the first open after the commit then
 	 * costs one round trip, not two.  Until the commit, what comes by
@@ -1641,6 +1646,8 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 	mc_reserve_return(fs->reserve, lent);
 	if (r == 0) {
 		atomic_fetch_add(&fs->counters.commits, 1);
+		/* its attributes were not cacheable until now */
+		mc_attr_warmer_warm(fs->warmer, c.ino, c.parent, name);
 		if (c.size > atomic_load(&fs->last_page_size))
 			atomic_store(&fs->last_page_size, c.size);
 		drop_page(fs, &replaced);
@@ -1691,7 +1698,7 @@ static struct mc_inode *unref_committed_locked(struct mc_fs *fs,
 static void release_handle(struct mc_fs *fs, struct mc_handle *h, uint64_t ino)
 {
 	struct mc_inode *in = h->inode, *old;
-	bool last;
+	bool last, warm;
 
 	if (h->kind == HANDLE_STATUS) {
 		free(h->text);
@@ -1715,11 +1722,18 @@ static void release_handle(struct mc_fs *fs, struct mc_handle *h, uint64_t ino)
 			finish_write(fs, in);
 		return;
 	}
+	/*
+	 * Every read marked the kernel's atime stale (see attr_warmer.h).
+	 * Finding the name costs a master round trip per level in a cluster.
+	 */
+	warm = !in->dead && !mc_ns_is_cluster(fs->ns);
 	old = unref_committed_locked(fs, in, &last);
 	mc_inode_table_unlock(fs->itab);
 	if (last)
 		mc_ns_unpin(fs->ns, ino);
 	discard_inode(fs, old);
+	if (warm)
+		mc_attr_warmer_warm(fs->warmer, ino, 0, NULL);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -1829,7 +1843,7 @@ static bool dir_add(struct dir_fill *df, const char *name,
 	fill_stat(a, &e.attr);
 	if (df->plus) {
 		e.ino = a->ino;
-		e.generation = 1;
+		e.generation = MC_FS_GENERATION;
 		if (a->ino >= MC_NS_FIRST_INO || a->ino == MC_NS_ROOT_INO)
 			e.attr_timeout = e.entry_timeout = df->fs->params.entry_timeout_s;
 		n = fuse_add_direntry_plus(df->req, df->buf + df->used,
@@ -2258,6 +2272,7 @@ void mc_fs_free(struct mc_fs *fs)
 		fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
 	}
+	mc_attr_warmer_free(fs->warmer);
 	mc_passthrough_free(fs->pt);
 	mc_inode_table_free(fs->itab);
 	pthread_mutex_destroy(&fs->evict_lock);
@@ -2430,6 +2445,13 @@ int mc_fs_mount(struct mc_fs *fs, const char *mountpoint, const char *fuse_opts)
 	if (find_own_mount(mountpoint, &m) == 1) {
 		raise_readahead(&m);
 		fs->mnt_id = m.id;
+		/* root only (open_tree); without it readers just ask more */
+		r = geteuid() == 0 ? mc_attr_warmer_new(&fs->warmer, fs->ns,
+							 m.point, m.id) :
+				     -EPERM;
+		if (r < 0 && r != -EPERM)
+			mc_log_errno(MC_LOG_INFO, r,
+				     "mount: cannot clone the mount for the attribute warmer: a page's first open after its commit asks the daemon for its attributes");
 	} else {
 		mc_log(MC_LOG_WARNING,
 		       "mount: cannot find '%s' in /proc/self/mountinfo: another process's descriptor with the same inode number as a page being written may let it see that page",
@@ -2454,6 +2476,13 @@ int mc_fs_run(struct mc_fs *fs)
 		return -r;
 	}
 	fs->inval_running = true;
+	if (fs->warmer && mc_attr_warmer_start(fs->warmer) < 0) {
+		mc_log(MC_LOG_WARNING,
+		       "mount: cannot start the attribute warmer thread: a page's first open after its commit asks the daemon for its attributes");
+		/* its clone of the mount would outlive an unmount */
+		mc_attr_warmer_free(fs->warmer);
+		fs->warmer = NULL;
+	}
 	r = mc_reserve_start(fs->reserve);
 	if (r < 0)
 		mc_log_errno(MC_LOG_WARNING, r,
@@ -2483,5 +2512,8 @@ out:
 	mc_graves_reap(fs->graves, UINT64_MAX);
 	fuse_remove_signal_handlers(fs->se);
 	fuse_session_unmount(fs->se);
+	/* after the unmount, which fails a GETATTR it may be waiting for */
+	mc_attr_warmer_free(fs->warmer);
+	fs->warmer = NULL;
 	return r;
 }

@@ -18,6 +18,8 @@ struct fuse_session;
 #define MC_FS_CTL_INO 2		/* /.mooncake */
 #define MC_FS_STATUS_INO 3	/* /.mooncake/status */
 #define MC_FS_CTL_NAME ".mooncake"
+/* every entry carries it: inode numbers are never reused (next_ino only grows) */
+#define MC_FS_GENERATION 1
 
 /* The time on clk (CLOCK_MONOTONIC or CLOCK_REALTIME) in nanoseconds. */
 static inline uint64_t mc_fs_now_ns(clockid_t clk)
@@ -37,6 +39,7 @@ struct mc_fs_counters {
 	atomic_uint_fast64_t fetches;	/* pages fetched from other hosts */
 	atomic_uint_fast64_t fetched_bytes;
 	atomic_uint_fast64_t fetch_errors; /* fetches that failed every copy */
+	atomic_uint_fast64_t getattrs;	/* GETATTR requests, the warmer's too */
 };
 
 /* Entry invalidations, sent by their own thread (see inval_thread). */
@@ -50,6 +53,7 @@ struct mc_fs_inval {
 struct mc_reserve;
 struct mc_graves;
 struct mc_remote;
+struct mc_attr_warmer;
 
 struct mc_fs {
 	struct mc_ns *ns;
@@ -78,6 +82,7 @@ struct mc_fs {
 	struct mc_graves *graves;	/* replaced pages, freed a second later */
 	struct mc_reserve *reserve;	/* NULL without --resident */
 	struct mc_remote *remote;	/* fetches from other hosts; NULL alone */
+	struct mc_attr_warmer *warmer;	/* NULL when it cannot work */
 	int mnt_id;			/* the kernel's id of our mount, -1 unknown */
 	struct mc_lookup_cache looked_up; /* for the OPEN after a LOOKUP */
 };

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "fs_i.h"
+#include "attr_warmer.h"
 #include "pool.h"
 #include "banned.h"
 
@@ -83,6 +84,10 @@ int mc_status_render(struct mc_fs *fs, char **bufp, size_t *lenp)
 		(unsigned long long)atomic_load(&fs->counters.fetched_bytes));
 	fprintf(f, "fetch_errors: %llu\n",
 		(unsigned long long)atomic_load(&fs->counters.fetch_errors));
+	fprintf(f, "getattrs: %llu\n",
+		(unsigned long long)atomic_load(&fs->counters.getattrs));
+	fprintf(f, "attr_warms: %llu\n",
+		(unsigned long long)mc_attr_warmer_count(fs->warmer));
 	fprintf(f, "enospc: %llu\n",
 		(unsigned long long)atomic_load(&fs->counters.enospc));
 	fprintf(f, "errors: %llu\n",

@@ -1,0 +1,96 @@
+#!/bin/bash
+# t_attr_warm: readers find a committed page's attributes in the kernel's
+# cache, so its first stat or open after the commit costs no GETATTR round
+# trip: after a direct write, after SGLang's tmp+rename, and after a read
+# (which marks the atime stale).  And the warmer's private clone of the
+# mount never keeps `umount MOUNTPOINT` from working: the unmount succeeds
+# right after writes and the daemon exits by itself.
+[ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
+MC_TEST_TIMEOUT=60
+# shellcheck source=SCRIPTDIR/lib.sh
+. "${MC_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
+
+mc_require_root_fuse
+mc_require_python
+
+mc_start --global-segment-size 256MiB
+mkdir -p "$MNT/kv" || fail "mkdir"
+
+# How many GETATTRs reading the status file itself costs (its own lookups).
+getattrs() { mc_status getattrs; }
+a=$(getattrs)
+b=$(getattrs)
+OWN=$((b - a))
+[ "$OWN" -ge 0 ] || fail "getattrs went down: $a then $b"
+
+# asks_nothing WHAT CMD...: CMD (a fresh process) gets a page's attributes
+# without a GETATTR reaching the daemon
+asks_nothing() {
+	local what=$1 before after
+	shift
+	before=$(getattrs)
+	"$@" >/dev/null || fail "$what: '$*' failed"
+	after=$(getattrs)
+	[ $((after - before)) -eq "$OWN" ] ||
+		fail "$what: '$*' made $((after - before - OWN)) GETATTR round trips, want 0"
+}
+
+# wait_warms N: the warmer has made N refreshes
+wait_warms() {
+	mc_wait_for 5 test "$(mc_status attr_warms)" -ge "$1" ||
+		fail "the warmer made $(mc_status attr_warms) refreshes, want $1"
+}
+
+# --- a page written in place ----------------------------------------------
+
+w0=$(mc_status attr_warms)
+head -c 3000000 /dev/urandom >"$MNT/kv/direct.bin" || fail "write direct.bin"
+wait_warms $((w0 + 1))
+asks_nothing "stat after a direct write" stat "$MNT/kv/direct.bin"
+
+# --- SGLang's tmp+rename ---------------------------------------------------
+
+w0=$(mc_status attr_warms)
+"$MC_PYTHON" -c '
+import os, sys
+tmp, final = sys.argv[1] + ".tmp", sys.argv[1]
+with open(tmp, "wb") as f:
+    f.write(os.urandom(1 << 20))
+os.replace(tmp, final)' "$MNT/kv/renamed.bin" || fail "tmp+rename"
+# the commit's and the rename's
+wait_warms $((w0 + 2))
+asks_nothing "stat after tmp+rename" stat "$MNT/kv/renamed.bin"
+
+# --- a page read: open + fstat of the next reader --------------------------
+
+OPEN_FSTAT='
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.fstat(fd)
+os.close(fd)'
+cat "$MNT/kv/direct.bin" >/dev/null || fail "read direct.bin"
+w0=$(mc_status attr_warms)
+cat "$MNT/kv/direct.bin" >/dev/null || fail "read direct.bin again"
+wait_warms $((w0 + 1))
+asks_nothing "open and fstat after a read" "$MC_PYTHON" -c "$OPEN_FSTAT" "$MNT/kv/direct.bin"
+
+# --- umount works right after writes, and stops the daemon -----------------
+
+for i in 1 2 3 4 5 6 7 8; do
+	head -c 65536 /dev/urandom >"$MNT/kv/last$i.bin" || fail "write last$i.bin"
+done
+umount "$MNT" || fail "umount right after writes failed"
+mc_wait_for 5 sh -c "! kill -0 $MC_PID 2>/dev/null" ||
+	fail "mooncaked still runs 5 s after its mount went"
+wait "$MC_PID"
+rc=$?
+MC_PID=
+[ $rc -eq 0 ] || fail "mooncaked exited with status $rc after umount"
+
+# and the pages are all there after a restart
+mc_start --global-segment-size 256MiB
+for i in 1 2 3 4 5 6 7 8; do
+	[ "$(stat -c %s "$MNT/kv/last$i.bin")" = 65536 ] || fail "last$i.bin lost over the umount"
+done
+
+mc_done
