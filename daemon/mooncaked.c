@@ -272,6 +272,7 @@ made_ns:
 	if (cluster && fp.entry_timeout_s > CLUSTER_ENTRY_TIMEOUT_S)
 		fp.entry_timeout_s = CLUSTER_ENTRY_TIMEOUT_S;
 	fp.passthrough = cfg->passthrough;
+	fp.fuse_ring = cfg->fuse_ring;
 	fp.threads = cfg->threads;
 	fp.hostname = cfg->local_hostname;
 	fp.resident = cfg->resident;

@@ -36,9 +36,7 @@
 #define DIR_TTL_NS 1000000000ull
 
 struct warm_req {
-	uint64_t ino;
-	uint64_t parent;	/* with name */
-	bool named;
+	uint64_t parent;
 	char name[MC_NAME_MAX + 1];
 };
 
@@ -204,9 +202,6 @@ static void warm_one(struct mc_attr_warmer *w, struct warm_req *q)
 
 	if (w->clone_fd < 0)
 		return;
-	if (!q->named && mc_ns_name_of(w->ns, q->ino, &q->parent, q->name,
-				       sizeof(q->name)) < 0)
-		return;	/* gone already */
 	if (dir_path(w, q->parent, path, sizeof(path)) < 0)
 		return;
 	used = strlen(path);
@@ -275,8 +270,8 @@ int mc_attr_warmer_start(struct mc_attr_warmer *w)
 	return 0;
 }
 
-void mc_attr_warmer_warm(struct mc_attr_warmer *w, uint64_t ino,
-			 uint64_t parent, const char *name)
+void mc_attr_warmer_warm(struct mc_attr_warmer *w, uint64_t parent,
+			 const char *name)
 {
 	struct warm_req *q;
 
@@ -285,12 +280,8 @@ void mc_attr_warmer_warm(struct mc_attr_warmer *w, uint64_t ino,
 	pthread_mutex_lock(&w->lock);
 	if (w->head - w->tail < WARMER_RING) {
 		q = &w->ring[w->head % WARMER_RING];
-		q->ino = ino;
 		q->parent = parent;
-		q->named = name != NULL;
-		q->name[0] = '\0';
-		if (name)
-			snprintf(q->name, sizeof(q->name), "%s", name);
+		snprintf(q->name, sizeof(q->name), "%s", name);
 		w->head++;
 		pthread_cond_signal(&w->cond);
 	}

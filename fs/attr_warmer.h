@@ -2,14 +2,18 @@
  * attr_warmer.h - keep the kernel's cached attributes of committed pages
  * fresh, off the reader's path.  Internal to fs/.
  *
- * A committed page never changes, yet readers keep paying a GETATTR round
- * trip for it: a page's attributes are not cacheable while it is being
+ * A committed page never changes, yet its first reader pays a GETATTR
+ * round trip: a page's attributes are not cacheable while it is being
  * written (other processes must not see it), so the first open after the
- * commit asks (the permission check needs the mode), and every passthrough
- * read marks the atime stale, so the next fstat(2) asks again.  FUSE has
- * no message to push attributes, so a thread of the daemon asks instead: it
- * stat()s the page by name and the GETATTR reply refreshes the kernel's
- * cache for every process.
+ * commit asks (the permission check needs the mode), and so does the first
+ * fstat(2) after a rename (the ctime is marked stale).  FUSE has no message
+ * to push attributes, so a thread of the daemon asks instead: it stat()s
+ * the page by name and the GETATTR reply refreshes the kernel's cache for
+ * every process.
+ *
+ * Not after reads, although every passthrough read marks the atime stale
+ * and so costs the next fstat(2) a round trip: the wake-up of this thread
+ * cost the closing reader more than the round trip it saved.
  *
  * It looks names up in a private clone of the mount (open_tree(2)), so it
  * never makes `umount MOUNTPOINT` fail with EBUSY.  The clone keeps the
@@ -44,13 +48,11 @@ int mc_attr_warmer_new(struct mc_attr_warmer **wp, struct mc_ns *ns,
 int mc_attr_warmer_start(struct mc_attr_warmer *w);
 
 /*
- * Queue a refresh of the page named name in directory parent, or, with
- * name NULL, of inode ino under whatever name the namespace gives it (one
- * lookup per directory level; the caller decides whether that is cheap).
- * Never blocks on the kernel; w may be NULL.
+ * Queue a refresh of the entry named name in directory parent.  Never
+ * blocks on the kernel; w may be NULL.
  */
-void mc_attr_warmer_warm(struct mc_attr_warmer *w, uint64_t ino,
-			 uint64_t parent, const char *name);
+void mc_attr_warmer_warm(struct mc_attr_warmer *w, uint64_t parent,
+			 const char *name);
 
 /* Refreshes made so far (0 for NULL). */
 uint64_t mc_attr_warmer_count(const struct mc_attr_warmer *w);

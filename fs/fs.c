@@ -37,6 +37,7 @@
 
 #include "fs_i.h"
 #include "attr_warmer.h"
+#include "fuse_ring.h"
 #include "crc32c.h"
 #include "graves.h"
 #include "log.h"
@@ -971,7 +972,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	reply_err(req, r);
 	/* the kernel marked the ctime stale (tmp+rename: the final name) */
 	if (r == 0)
-		mc_attr_warmer_warm(fs->warmer, 0, newparent, newname);
+		mc_attr_warmer_warm(fs->warmer, newparent, newname);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -1647,7 +1648,7 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 	if (r == 0) {
 		atomic_fetch_add(&fs->counters.commits, 1);
 		/* its attributes were not cacheable until now */
-		mc_attr_warmer_warm(fs->warmer, c.ino, c.parent, name);
+		mc_attr_warmer_warm(fs->warmer, c.parent, name);
 		if (c.size > atomic_load(&fs->last_page_size))
 			atomic_store(&fs->last_page_size, c.size);
 		drop_page(fs, &replaced);
@@ -1698,7 +1699,7 @@ static struct mc_inode *unref_committed_locked(struct mc_fs *fs,
 static void release_handle(struct mc_fs *fs, struct mc_handle *h, uint64_t ino)
 {
 	struct mc_inode *in = h->inode, *old;
-	bool last, warm;
+	bool last;
 
 	if (h->kind == HANDLE_STATUS) {
 		free(h->text);
@@ -1722,18 +1723,11 @@ static void release_handle(struct mc_fs *fs, struct mc_handle *h, uint64_t ino)
 			finish_write(fs, in);
 		return;
 	}
-	/*
-	 * Every read marked the kernel's atime stale (see attr_warmer.h).
-	 * Finding the name costs a master round trip per level in a cluster.
-	 */
-	warm = !in->dead && !mc_ns_is_cluster(fs->ns);
 	old = unref_committed_locked(fs, in, &last);
 	mc_inode_table_unlock(fs->itab);
 	if (last)
 		mc_ns_unpin(fs->ns, ino);
 	discard_inode(fs, old);
-	if (warm)
-		mc_attr_warmer_warm(fs->warmer, ino, 0, NULL);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -2147,8 +2141,10 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	struct mc_fs *fs = userdata;
 	ssize_t n = read(fd, buf, len);
 
-	if (n > 0)
+	if (n > 0 && fs->pt)
 		mc_passthrough_saw_request(fs->pt, buf, (size_t)n);
+	if (n > 0)
+		mc_fuse_ring_saw_request(fs->ring, buf, (size_t)n);
 	return n;
 }
 
@@ -2156,8 +2152,20 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	struct mc_fs *fs = userdata;
 
-	mc_passthrough_patch_reply(fs->pt, iov, count);
-	return writev(fd, iov, count);
+	if (fs->pt)
+		mc_passthrough_patch_reply(fs->pt, iov, count);
+	return mc_fuse_ring_writev(fs->ring, fd, iov, count);
+}
+
+/* A request that came over the ring, laid out as /dev/fuse gives it. */
+static void ring_deliver(void *ctx, void *buf, size_t len)
+{
+	struct mc_fs *fs = ctx;
+	struct fuse_buf fb = { .size = len, .mem = buf };
+
+	if (fs->pt)
+		mc_passthrough_saw_request(fs->pt, buf, len);
+	fuse_session_process_buf(fs->se, &fb);
 }
 
 static const struct fuse_custom_io mc_fs_io = {
@@ -2268,6 +2276,7 @@ void mc_fs_free(struct mc_fs *fs)
 	mc_remote_free(fs->remote);	/* stops the copy orders */
 	mc_reserve_free(fs->reserve);	/* stops the keeper */
 	mc_graves_free(fs->graves);	/* frees what is still buried */
+	mc_fuse_ring_free(fs->ring);
 	if (fs->se) {
 		fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
@@ -2384,6 +2393,52 @@ static int find_own_mount(const char *mountpoint, struct mc_mountinfo *m)
 	return r;
 }
 
+#define ENABLE_URING_PARAM "/sys/module/fuse/parameters/enable_uring"
+
+/*
+ * The kernel decides at mount time whether to offer FUSE over io_uring,
+ * from a module parameter that is off by default.  With --fuse-ring on we
+ * turn it on (it only lets FUSE servers ask for the ring); with auto we
+ * say how, once.
+ */
+static void check_ring_switch(enum mc_fuse_ring_mode mode)
+{
+	char c = 0;
+	int fd;
+
+	if (mode == MC_FUSE_RING_OFF)
+		return;
+	fd = open(ENABLE_URING_PARAM, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		mc_log(mode == MC_FUSE_RING_ON ? MC_LOG_WARNING : MC_LOG_INFO,
+		       "mount: this kernel has no FUSE over io_uring (Linux 6.14+ with CONFIG_FUSE_IO_URING): requests use /dev/fuse");
+		return;
+	}
+	if (read(fd, &c, 1) != 1)
+		c = 0;
+	close(fd);
+	if (c == 'Y' || c == '1')
+		return;
+	if (mode == MC_FUSE_RING_AUTO) {
+		mc_log(MC_LOG_NOTICE,
+		       "mount: the kernel's FUSE over io_uring is off, so each open costs more cross-CPU wake-ups: 'echo Y > %s' before starting, or pass --fuse-ring on",
+		       ENABLE_URING_PARAM);
+		return;
+	}
+	fd = open(ENABLE_URING_PARAM, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "Y", 1) != 1) {
+		mc_log_errno(MC_LOG_WARNING, -errno,
+			     "mount: cannot turn on FUSE over io_uring at '%s': run as root, or drop --fuse-ring on",
+			     ENABLE_URING_PARAM);
+	} else {
+		mc_log(MC_LOG_NOTICE,
+		       "mount: turned on the kernel's FUSE over io_uring (%s)",
+		       ENABLE_URING_PARAM);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 int mc_fs_mount(struct mc_fs *fs, const char *mountpoint, const char *fuse_opts)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -2413,6 +2468,7 @@ int mc_fs_mount(struct mc_fs *fs, const char *mountpoint, const char *fuse_opts)
 		r = -ENOMEM;
 		goto out;
 	}
+	check_ring_switch(fs->params.fuse_ring);
 	fs->se = fuse_session_new(&args, &mc_fs_ops, sizeof(mc_fs_ops), fs);
 	if (!fs->se) {
 		mc_log(MC_LOG_ERR,
@@ -2430,17 +2486,20 @@ int mc_fs_mount(struct mc_fs *fs, const char *mountpoint, const char *fuse_opts)
 		r = -EIO;
 		goto out;
 	}
-	if (fs->params.passthrough != MC_PASSTHROUGH_OFF) {
+	r = 0;
+	if (fs->params.passthrough != MC_PASSTHROUGH_OFF)
 		r = mc_passthrough_new(&fs->pt, fuse_session_fd(fs->se),
 				       backing_of_fh, fs);
-		if (r == 0)
-			r = fuse_session_custom_io(fs->se, &mc_fs_io,
-						   fuse_session_fd(fs->se));
-		if (r < 0) {
-			mc_log_errno(MC_LOG_ERR, r,
-				     "mount: cannot hook the fuse channel for passthrough: start with --passthrough off");
-			goto out;
-		}
+	if (r == 0 && fs->params.fuse_ring != MC_FUSE_RING_OFF)
+		r = mc_fuse_ring_new(&fs->ring, fuse_session_fd(fs->se),
+				     fs->params.threads, ring_deliver, fs);
+	if (r == 0 && (fs->pt || fs->ring))
+		r = fuse_session_custom_io(fs->se, &mc_fs_io,
+					   fuse_session_fd(fs->se));
+	if (r < 0) {
+		mc_log_errno(MC_LOG_ERR, r,
+			     "mount: cannot hook the fuse channel for passthrough and io_uring: start with --passthrough off --fuse-ring off");
+		goto out;
 	}
 	if (find_own_mount(mountpoint, &m) == 1) {
 		raise_readahead(&m);
@@ -2511,6 +2570,9 @@ out:
 	stop_inval_thread(fs);
 	mc_graves_reap(fs->graves, UINT64_MAX);
 	fuse_remove_signal_handlers(fs->se);
+	/* its armed commands hold /dev/fuse open: before the unmount */
+	mc_fuse_ring_free(fs->ring);
+	fs->ring = NULL;
 	fuse_session_unmount(fs->se);
 	/* after the unmount, which fails a GETATTR it may be waiting for */
 	mc_attr_warmer_free(fs->warmer);

@@ -22,6 +22,7 @@ struct mc_fs_params {
 	double eviction_ratio;		/* ... down to high - ratio */
 	double entry_timeout_s;		/* kernel name and attr cache */
 	enum mc_passthrough_mode passthrough;
+	enum mc_fuse_ring_mode fuse_ring;
 	unsigned threads;		/* FUSE worker threads */
 	const char *hostname;		/* shown in user.mooncake.location */
 	bool resident;			/* hold free pool memory in the reserve */

@@ -54,6 +54,7 @@ struct mc_reserve;
 struct mc_graves;
 struct mc_remote;
 struct mc_attr_warmer;
+struct mc_fuse_ring;
 
 struct mc_fs {
 	struct mc_ns *ns;
@@ -83,6 +84,7 @@ struct mc_fs {
 	struct mc_reserve *reserve;	/* NULL without --resident */
 	struct mc_remote *remote;	/* fetches from other hosts; NULL alone */
 	struct mc_attr_warmer *warmer;	/* NULL when it cannot work */
+	struct mc_fuse_ring *ring;	/* NULL with --fuse-ring off */
 	int mnt_id;			/* the kernel's id of our mount, -1 unknown */
 	struct mc_lookup_cache looked_up; /* for the OPEN after a LOOKUP */
 };

@@ -5,6 +5,7 @@
 
 #include "fs_i.h"
 #include "attr_warmer.h"
+#include "fuse_ring.h"
 #include "pool.h"
 #include "banned.h"
 
@@ -56,6 +57,7 @@ int mc_status_render(struct mc_fs *fs, char **bufp, size_t *lenp)
 	fprintf(f, "pool_kind: %s\n", mc_pool_kind_name(mc_pool_kind(fs->pool)));
 	fprintf(f, "pool_dir: %s\n", mc_pool_dir(fs->pool));
 	fprintf(f, "passthrough: %s\n", mc_fs_passthrough_active(fs) ? "yes" : "no");
+	fprintf(f, "fuse_ring: %s\n", mc_fuse_ring_active(fs->ring) ? "yes" : "no");
 	fprintf(f, "capacity_bytes: %llu\n", (unsigned long long)u.capacity);
 	fprintf(f, "used_bytes: %llu\n", (unsigned long long)u.used);
 	fprintf(f, "reserve_bytes: %llu\n",

@@ -129,7 +129,8 @@ static const char *const passthrough_names[] = {
 	[MC_PASSTHROUGH_OFF] = "off",
 };
 
-static int parse_passthrough(const char *s, void *field)
+/* auto|on|off, for every field of enum mc_passthrough_mode's values */
+static int parse_auto_on_off(const char *s, void *field)
 {
 	for (size_t i = 0; i < sizeof(passthrough_names) / sizeof(char *); i++) {
 		if (strcasecmp(s, passthrough_names[i]) == 0) {
@@ -141,7 +142,7 @@ static int parse_passthrough(const char *s, void *field)
 	return -EINVAL;
 }
 
-static const char *name_passthrough(const void *field)
+static const char *name_auto_on_off(const void *field)
 {
 	return passthrough_names[*(const enum mc_passthrough_mode *)field];
 }
@@ -271,9 +272,14 @@ static const struct mc_tunable tunables[] = {
 	  .help = "share of the pool one eviction pass frees" },
 	{ .flag = "passthrough", .metavar = "auto|on|off",
 	  .json_key = "passthrough", .type = MC_T_ENUM, .def = "auto",
-	  .offset = F(passthrough), .parse = parse_passthrough,
-	  .name = name_passthrough, .accepts = "auto, on or off",
+	  .offset = F(passthrough), .parse = parse_auto_on_off,
+	  .name = name_auto_on_off, .accepts = "auto, on or off",
 	  .help = "FUSE passthrough of local pages: on refuses to start without it" },
+	{ .flag = "fuse-ring", .metavar = "auto|on|off",
+	  .json_key = "fuse_ring", .type = MC_T_ENUM, .def = "auto",
+	  .offset = F(fuse_ring), .parse = parse_auto_on_off,
+	  .name = name_auto_on_off, .accepts = "auto, on or off",
+	  .help = "FUSE requests over io_uring (Linux 6.14+): auto when the kernel offers it, on also turns the kernel's switch on" },
 	{ .flag = "threads", .metavar = "N", .json_key = "threads",
 	  .type = MC_T_UINT, .def = "16", .offset = F(threads),
 	  .valid = valid_threads, .accepts = "a whole number from 1 to 256",

@@ -14,6 +14,13 @@ enum mc_passthrough_mode {
 	MC_PASSTHROUGH_OFF,		/* the daemon serves every read and write */
 };
 
+/* Same spelling and parser as the passthrough mode. */
+enum mc_fuse_ring_mode {
+	MC_FUSE_RING_AUTO = MC_PASSTHROUGH_AUTO, /* when the kernel offers it */
+	MC_FUSE_RING_ON = MC_PASSTHROUGH_ON,	/* also turn the kernel's on */
+	MC_FUSE_RING_OFF = MC_PASSTHROUGH_OFF,	/* /dev/fuse only */
+};
+
 /* The effective configuration of mooncaked.  Strings are owned (heap). */
 struct mc_config {
 	char *mountpoint;		/* positional MOUNTPOINT */
@@ -40,6 +47,7 @@ struct mc_config {
 	double high_watermark;		/* --eviction-high-watermark-ratio */
 	double eviction_ratio;		/* --eviction-ratio */
 	enum mc_passthrough_mode passthrough; /* --passthrough auto|on|off */
+	enum mc_fuse_ring_mode fuse_ring; /* --fuse-ring auto|on|off */
 	uint32_t threads;		/* --threads: FUSE worker threads */
 	double entry_timeout_s;		/* --entry-timeout: kernel name cache */
 	enum mc_log_level log_level;	/* --log-level, MC_LOG_LEVEL */
