@@ -639,6 +639,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_readahead = 1u << 20;
 
 	/* saw_request() has seen INIT's flags before this runs */
+	if (fs->params.fuse_ring == MC_FUSE_RING_ON &&
+	    !mc_fuse_ring_offered(fs->ring)) {
+		mc_log(MC_LOG_ERR,
+		       "fuse: the kernel does not offer FUSE over io_uring (Linux 6.14+ with CONFIG_FUSE_IO_URING, and its enable_uring switch on): start with --fuse-ring auto or off");
+		fs->fatal = -ENOTSUP;
+		fuse_session_exit(fs->se);
+		return;
+	}
 	if (fs->params.passthrough == MC_PASSTHROUGH_OFF)
 		return;
 	if (mc_passthrough_offered(fs->pt)) {
@@ -2397,9 +2405,9 @@ static int find_own_mount(const char *mountpoint, struct mc_mountinfo *m)
 
 /*
  * The kernel decides at mount time whether to offer FUSE over io_uring,
- * from a module parameter that is off by default.  With --fuse-ring on we
- * turn it on (it only lets FUSE servers ask for the ring); with auto we
- * say how, once.
+ * from a module parameter that is off by default.  We turn it on: it only
+ * lets FUSE servers ask for a ring, and servers that do not ask (every
+ * libfuse before 3.18, and 3.18 unless told to) see no change.
  */
 static void check_ring_switch(enum mc_fuse_ring_mode mode)
 {
@@ -2419,16 +2427,11 @@ static void check_ring_switch(enum mc_fuse_ring_mode mode)
 	close(fd);
 	if (c == 'Y' || c == '1')
 		return;
-	if (mode == MC_FUSE_RING_AUTO) {
-		mc_log(MC_LOG_NOTICE,
-		       "mount: the kernel's FUSE over io_uring is off, so each open costs more cross-CPU wake-ups: 'echo Y > %s' before starting, or pass --fuse-ring on",
-		       ENABLE_URING_PARAM);
-		return;
-	}
 	fd = open(ENABLE_URING_PARAM, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, "Y", 1) != 1) {
-		mc_log_errno(MC_LOG_WARNING, -errno,
-			     "mount: cannot turn on FUSE over io_uring at '%s': run as root, or drop --fuse-ring on",
+		mc_log_errno(mode == MC_FUSE_RING_ON ? MC_LOG_WARNING : MC_LOG_NOTICE,
+			     -errno,
+			     "mount: cannot turn on the kernel's FUSE over io_uring at '%s', so each open costs more cross-CPU wake-ups: run as root, or 'echo Y' there before starting",
 			     ENABLE_URING_PARAM);
 	} else {
 		mc_log(MC_LOG_NOTICE,

@@ -553,6 +553,11 @@ ssize_t mc_fuse_ring_writev(struct mc_fuse_ring *r, int fd,
 	return writev(fd, iov, count);
 }
 
+bool mc_fuse_ring_offered(const struct mc_fuse_ring *r)
+{
+	return r && atomic_load(&r->offered);
+}
+
 bool mc_fuse_ring_active(const struct mc_fuse_ring *r)
 {
 	return r && atomic_load(&r->requests) > 0;

@@ -56,6 +56,9 @@ void mc_fuse_ring_saw_request(struct mc_fuse_ring *r, const void *buf,
 ssize_t mc_fuse_ring_writev(struct mc_fuse_ring *r, int fd,
 			    const struct iovec *iov, int count);
 
+/* Whether INIT offered the ring (false before INIT, and for NULL). */
+bool mc_fuse_ring_offered(const struct mc_fuse_ring *r);
+
 /* Whether the kernel now sends requests over the ring. */
 bool mc_fuse_ring_active(const struct mc_fuse_ring *r);
 

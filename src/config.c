@@ -279,7 +279,7 @@ static const struct mc_tunable tunables[] = {
 	  .json_key = "fuse_ring", .type = MC_T_ENUM, .def = "auto",
 	  .offset = F(fuse_ring), .parse = parse_auto_on_off,
 	  .name = name_auto_on_off, .accepts = "auto, on or off",
-	  .help = "FUSE requests over io_uring (Linux 6.14+): auto when the kernel offers it, on also turns the kernel's switch on" },
+	  .help = "FUSE requests over io_uring (Linux 6.14+), turning the kernel's switch on: on refuses to start without it" },
 	{ .flag = "threads", .metavar = "N", .json_key = "threads",
 	  .type = MC_T_UINT, .def = "16", .offset = F(threads),
 	  .valid = valid_threads, .accepts = "a whole number from 1 to 256",

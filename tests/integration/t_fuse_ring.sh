@@ -1,0 +1,73 @@
+#!/bin/bash
+# t_fuse_ring: FUSE requests over io_uring.  By default the daemon turns
+# the kernel's switch on and takes requests over the ring; callers on every
+# CPU get byte-exact pages, with passthrough and without (the daemon then
+# carries the bytes through the ring's buffers); --fuse-ring off stays on
+# /dev/fuse; and neither umount nor SIGTERM is held up by the commands the
+# ring keeps armed in the kernel.
+[ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
+MC_TEST_TIMEOUT=120
+# shellcheck source=SCRIPTDIR/lib.sh
+. "${MC_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
+
+mc_require_root_fuse
+[ -e /sys/module/fuse/parameters/enable_uring ] ||
+	skip "this kernel has no FUSE over io_uring (Linux 6.14+ with CONFIG_FUSE_IO_URING)"
+
+MiB=1048576
+NCPU=$(nproc)
+SRC=$MC_TEST_DIR/src
+mkdir -p "$SRC"
+for i in 1 2 3 4 5 6; do
+	mc_random_file "$SRC/p$i" $((i * MiB + i * 777))
+done
+
+# pages SUBDIR: write them, then read each back from every CPU at once
+pages() {
+	local d=$MNT/$1 i cpu pids=()
+	mkdir -p "$d" || fail "mkdir $d"
+	for i in 1 2 3 4 5 6; do
+		cp "$SRC/p$i" "$d/p$i" || fail "cp p$i into $d"
+	done
+	for cpu in $(seq 0 $((NCPU - 1))); do
+		(
+			for i in 1 2 3 4 5 6; do
+				taskset -c "$cpu" cmp "$SRC/p$i" "$d/p$i" || exit 1
+			done
+		) &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do
+		wait "$i" || fail "$1: a reader got wrong bytes"
+	done
+	ls -l "$d" >/dev/null || fail "$1: ls"
+	rm -r "$d" || fail "$1: rm -r"
+}
+
+# --- the default: over the ring ----------------------------------------------
+
+mc_start --global-segment-size 256MiB
+[ "$(cat /sys/module/fuse/parameters/enable_uring)" = Y ] ||
+	fail "the daemon did not turn the kernel's enable_uring switch on"
+pages ring
+[ "$(mc_status fuse_ring)" = yes ] || fail "status says fuse_ring: $(mc_status fuse_ring), want yes"
+# SIGTERM with the ring's commands armed
+mc_stop
+
+mc_start --global-segment-size 256MiB --passthrough off
+pages ring-no-passthrough
+[ "$(mc_status fuse_ring)" = yes ] || fail "without passthrough: fuse_ring: $(mc_status fuse_ring)"
+# umount with the ring's commands armed: the daemon must notice and exit
+umount "$MNT" || fail "umount of a mount served over the ring failed"
+mc_wait_for 5 sh -c "! kill -0 $MC_PID 2>/dev/null" ||
+	fail "mooncaked still runs 5 s after its mount went"
+wait "$MC_PID" || fail "mooncaked exited with status $? after umount"
+MC_PID=
+
+# --- off: /dev/fuse only ----------------------------------------------------------
+
+mc_start --global-segment-size 256MiB --fuse-ring off
+pages dev-fuse
+[ "$(mc_status fuse_ring)" = no ] || fail "--fuse-ring off: fuse_ring: $(mc_status fuse_ring), want no"
+
+mc_done
