@@ -22,6 +22,7 @@
  */
 enum {
 	OP_INIT = 26,
+	OP_NOTIFY_REPLY = 41,
 	CMD_REGISTER = 1,
 	CMD_COMMIT_AND_FETCH = 2,
 };
@@ -63,7 +64,19 @@ struct ring_cmd_req {
 };
 
 #define STOP_USER_DATA UINT64_MAX
+#define FALLBACK_USER_DATA (UINT64_MAX - 1)
 #define RING_DEPTH 4	/* one entry's command, a stop, room to spare */
+/*
+ * Workers per CPU.  A request a handler keeps (a lookup waiting for a
+ * commit, a close waiting for an invalidation) keeps its worker, and the
+ * kernel queues each request on its caller's CPU only: one worker per CPU
+ * would let one slow request stall every other on that CPU.
+ */
+#define MIN_PER_CPU 2
+#define MAX_PER_CPU 4
+#define SUBMIT_TRIES 200	/* 1 ms apart: a full completion queue drains */
+#define MAX_REREGISTER 8	/* refused commits in a row before giving up */
+#define QID_NONE 0xffff		/* no queue has it: the kernel refuses */
 
 /* One worker: its own io_uring, one ring entry, pinned to CPU qid. */
 struct ring_worker {
@@ -84,6 +97,9 @@ struct ring_worker {
 	size_t area_len;
 	struct iovec iov[2];
 	_Atomic uint64_t unique;	/* request being served, 0: none */
+	uint32_t cmd;		/* protected by lock: the command in flight, */
+	uint64_t cmd_id;	/* sent again if the kernel says "not now" */
+	unsigned refused;	/* commits refused in a row (worker only) */
 	pthread_t thread;
 	bool started;
 };
@@ -99,7 +115,9 @@ struct mc_fuse_ring {
 	atomic_bool offered;		/* INIT offered FUSE_OVER_IO_URING */
 	_Atomic uint64_t init_unique;	/* the INIT request, until replied */
 	atomic_bool accepted;		/* the INIT reply took the offer */
+	atomic_bool fell_back;		/* the kernel went back to /dev/fuse */
 	atomic_uint_fast64_t requests;	/* served over the ring */
+	atomic_uint warned;		/* workers that logged a failure */
 
 	pthread_mutex_t go_lock;
 	pthread_cond_t go_cond;
@@ -107,6 +125,9 @@ struct mc_fuse_ring {
 
 	struct ring_worker *workers;	/* set up at INIT, then fixed */
 	unsigned nworkers;
+	unsigned nqueues;		/* one per possible CPU */
+	atomic_uint *alive;		/* per queue: workers with an entry */
+	atomic_uint *held;		/* per queue: workers a handler keeps */
 	size_t payload_len;
 };
 
@@ -148,10 +169,15 @@ void mc_fuse_ring_saw_request(struct mc_fuse_ring *r, const void *buf,
 	atomic_store(&r->init_unique, unique);
 }
 
-/* The CPUs the kernel may queue on: every possible one, online or not. */
+/*
+ * How many queues the kernel makes: one per possible CPU, counted, not
+ * numbered (num_possible_cpus()); a queue's id is its CPU's number, so a
+ * machine with holes in its CPU numbers cannot use the ring (the kernel
+ * refuses the registration of a CPU numbered past the count).
+ */
 static unsigned possible_cpus(void)
 {
-	unsigned lo, hi, max = 0;
+	unsigned lo, hi, count = 0;
 	char line[4096], *p;
 	FILE *f;
 	int n;
@@ -163,10 +189,9 @@ static unsigned possible_cpus(void)
 				n = sscanf(p, "%u-%u", &lo, &hi);
 				if (n < 1)
 					break;
-				if (n == 1)
+				if (n == 1 || hi < lo)
 					hi = lo;
-				if (hi + 1 > max)
-					max = hi + 1;
+				count += hi - lo + 1;
 				p += strcspn(p, ",\n");
 				if (*p == ',')
 					p++;
@@ -174,14 +199,14 @@ static unsigned possible_cpus(void)
 		}
 		fclose(f);
 	}
-	return max ? max : (unsigned)get_nprocs_conf();
+	return count ? count : (unsigned)get_nprocs_conf();
 }
 
 static void prep_cmd(struct ring_worker *w, struct io_uring_sqe *sqe,
-		     uint32_t cmd, uint64_t commit_id)
+		     uint32_t cmd, uint64_t commit_id, unsigned qid)
 {
 	struct ring_cmd_req req = { .commit_id = commit_id,
-				    .qid = (uint16_t)w->qid };
+				    .qid = (uint16_t)qid };
 
 	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, w->ring->fuse_fd, w->iov, 2,
 			 0);
@@ -193,40 +218,157 @@ static void prep_cmd(struct ring_worker *w, struct io_uring_sqe *sqe,
 	sqe->user_data = (uint64_t)(uintptr_t)w;
 }
 
-/* Queue one command on w's ring and submit it: 0 or -errno. */
+/* A free submission entry, submitting what is queued if there is none. */
+static struct io_uring_sqe *get_sqe_locked(struct ring_worker *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->uring);
+
+	if (!sqe && io_uring_submit(&w->uring) >= 0)
+		sqe = io_uring_get_sqe(&w->uring);
+	return sqe;
+}
+
+/*
+ * Submit what is queued.  EBUSY (the completion queue is full until the
+ * worker reaps it) and EINTR pass: retried for a while, since a command
+ * that is never submitted loses its entry for good.
+ */
+static int submit_locked(struct ring_worker *w)
+{
+	int r = 0, i;
+
+	for (i = 0; i < SUBMIT_TRIES; i++) {
+		r = io_uring_submit(&w->uring);
+		if (r != -EBUSY && r != -EAGAIN && r != -EINTR)
+			break;
+		usleep(1000);
+	}
+	return r < 0 ? r : 0;
+}
+
+/* Queue one command for w's entry and submit it: 0 or -errno. */
 static int submit_cmd(struct ring_worker *w, uint32_t cmd, uint64_t commit_id)
 {
 	struct io_uring_sqe *sqe;
 	int r;
 
 	pthread_mutex_lock(&w->lock);
-	sqe = io_uring_get_sqe(&w->uring);
+	sqe = get_sqe_locked(w);
 	if (!sqe) {
-		pthread_mutex_unlock(&w->lock);
-		return -EBUSY;
+		r = -EBUSY;
+		goto out;
 	}
-	prep_cmd(w, sqe, cmd, commit_id);
-	r = io_uring_submit(&w->uring);
+	w->cmd = cmd;
+	w->cmd_id = commit_id;
+	prep_cmd(w, sqe, cmd, commit_id, w->qid);
+	r = submit_locked(w);
+out:
 	pthread_mutex_unlock(&w->lock);
-	return r < 0 ? r : 0;
+	return r;
 }
 
-/* Rebuild the request in place before the payload and hand it over. */
+/* The kernel said "not now" (EAGAIN, EINTR): send the same command again. */
+static int resubmit(struct ring_worker *w)
+{
+	uint32_t cmd;
+	uint64_t id;
+
+	pthread_mutex_lock(&w->lock);
+	cmd = w->cmd;
+	id = w->cmd_id;
+	pthread_mutex_unlock(&w->lock);
+	return submit_cmd(w, cmd, id);
+}
+
+/* A registration the kernel must refuse, on w's ring: 0 or -errno. */
+static int send_refused_register(struct ring_worker *w)
+{
+	struct io_uring_sqe *sqe;
+	int r;
+
+	if (!w->started)
+		return -ESRCH;
+	pthread_mutex_lock(&w->lock);
+	sqe = get_sqe_locked(w);
+	if (!sqe) {
+		r = -EBUSY;
+		goto out;
+	}
+	prep_cmd(w, sqe, CMD_REGISTER, 0, QID_NONE);
+	sqe->user_data = FALLBACK_USER_DATA;
+	r = submit_locked(w);
+out:
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+/*
+ * Make the kernel give up the ring for the whole connection, so that no
+ * CPU's requests wait for a queue nobody serves: it does so when a
+ * registration fails, and one for a queue that does not exist fails.
+ */
+static void fall_back(struct mc_fuse_ring *r)
+{
+	unsigned i;
+
+	if (atomic_exchange(&r->fell_back, true))
+		return;
+	mc_log(MC_LOG_WARNING,
+	       "fuse ring: a CPU has no ring entry left: every request goes through /dev/fuse from now on (restart the daemon to use the ring again)");
+	for (i = 0; i < r->nworkers; i++)
+		if (send_refused_register(&r->workers[i]) == 0)
+			return;
+	mc_log(MC_LOG_ERR,
+	       "fuse ring: cannot tell the kernel to stop using the ring: requests from a CPU without a worker may hang; restart the daemon with --fuse-ring off");
+}
+
+/* One line per failing worker would flood the log on a big machine. */
+static bool first_warning(struct mc_fuse_ring *r)
+{
+	return atomic_fetch_add(&r->warned, 1) == 0;
+}
+
+/*
+ * Answer the request unique with error (0: an empty success) and ask for
+ * the next one: for requests libfuse never answers, or cannot.
+ */
+static int commit_error(struct ring_worker *w, uint64_t unique, int error)
+{
+	uint32_t len = OUT_HEADER_LEN;
+	int32_t err = error;
+
+	memcpy(w->hdr->in_out, &len, 4);
+	memcpy(w->hdr->in_out + 4, &err, 4);
+	memcpy(w->hdr->in_out + 8, &unique, 8);
+	w->hdr->ent.payload_sz = 0;
+	atomic_store(&w->unique, 0);
+	return submit_cmd(w, CMD_COMMIT_AND_FETCH, unique);
+}
+
+/*
+ * Rebuild the request in place before the payload and hand it over: 0, or
+ * -EPROTO for a request that does not parse (answered EIO, so its caller
+ * does not wait forever).
+ */
 static int serve(struct ring_worker *w)
 {
 	struct ring_req_header *h = w->hdr;
-	uint32_t len, payload_sz = h->ent.payload_sz;
+	uint32_t len, opcode, payload_sz = h->ent.payload_sz;
 	uint64_t unique;
 	size_t op_len;
 	char *start;
 
 	memcpy(&len, h->in_out, 4);
+	memcpy(&opcode, h->in_out + 4, 4);
 	memcpy(&unique, h->in_out + 8, 8);
 	if (payload_sz > w->ring->payload_len || len < IN_HEADER_LEN ||
 	    len - IN_HEADER_LEN < payload_sz ||
 	    len - IN_HEADER_LEN - payload_sz > OP_IN_LEN ||
-	    unique != h->ent.commit_id)
+	    unique != h->ent.commit_id || unique == 0) {
+		if (h->ent.commit_id != 0)
+			(void)commit_error(w, h->ent.commit_id, -EIO);
 		return -EPROTO;
+	}
 	op_len = len - IN_HEADER_LEN - payload_sz;
 	start = w->area + PREFIX - op_len - IN_HEADER_LEN;
 	memcpy(start, h->in_out, IN_HEADER_LEN);
@@ -235,7 +377,87 @@ static int serve(struct ring_worker *w)
 	atomic_store(&w->unique, unique);
 	atomic_fetch_add(&w->ring->requests, 1);
 	w->ring->deliver(w->ring->ctx, start, len);
+	/* libfuse takes a retrieve's data without a word: free the entry */
+	if (opcode == OP_NOTIFY_REPLY && atomic_load(&w->unique) == unique)
+		(void)commit_error(w, unique, 0);
 	return 0;
+}
+
+/* A worker leaves its queue; the last one leaves the CPU unserved. */
+static void worker_gone(struct ring_worker *w, bool fatal)
+{
+	struct mc_fuse_ring *r = w->ring;
+
+	atomic_store(&w->unique, 0);
+	if (atomic_fetch_sub(&r->alive[w->qid], 1) == 1 && fatal)
+		fall_back(r);
+}
+
+enum { GO_ON, STOP, STOP_FATAL };
+
+/* What one completion on w's ring means: GO_ON, STOP or STOP_FATAL. */
+static int on_completion(struct ring_worker *w, uint64_t ud, int res)
+{
+	struct mc_fuse_ring *r = w->ring;
+	uint32_t cmd;
+
+	if (ud == STOP_USER_DATA)
+		return STOP;
+	if (ud == FALLBACK_USER_DATA)
+		return GO_ON;	/* the refusal fall_back() asked for */
+	if (res == -EAGAIN || res == -EINTR)
+		return resubmit(w) < 0 ? STOP_FATAL : GO_ON;
+	if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED)
+		return STOP;	/* unmounted, aborted or stopping */
+	pthread_mutex_lock(&w->lock);
+	cmd = w->cmd;
+	pthread_mutex_unlock(&w->lock);
+	if (res < 0 && cmd == CMD_COMMIT_AND_FETCH &&
+	    w->refused++ < MAX_REREGISTER) {
+		/*
+		 * The kernel did not take the reply (its request was
+		 * interrupted or answered already) and with it went the
+		 * entry: register the buffers as a new one.
+		 */
+		return submit_cmd(w, CMD_REGISTER, 0) < 0 ? STOP_FATAL : GO_ON;
+	}
+	if (res < 0 && cmd == CMD_REGISTER) {
+		/* the kernel fell back to /dev/fuse for the connection */
+		atomic_store(&r->fell_back, true);
+		if (first_warning(r))
+			mc_log_errno(MC_LOG_WARNING, res,
+				     "fuse ring: the kernel refused a ring entry for CPU %u: every request goes through /dev/fuse",
+				     w->qid);
+		return STOP;
+	}
+	if (res < 0) {
+		if (first_warning(r))
+			mc_log_errno(MC_LOG_WARNING, res,
+				     "fuse ring: the kernel refused %u replies in a row on CPU %u: that worker stops",
+				     w->refused, w->qid);
+		return STOP_FATAL;
+	}
+	w->refused = 0;
+	if (serve(w) < 0 && first_warning(r))
+		mc_log(MC_LOG_ERR,
+		       "fuse ring: malformed request on CPU %u, answered EIO: report a kernel/daemon mismatch",
+		       w->qid);
+	return GO_ON;
+}
+
+/*
+ * On the CPU whose requests it takes: that is the whole point.  A CPU
+ * past what a cpu_set_t holds goes unpinned and still works.
+ */
+static void pin_to_queue(struct ring_worker *w)
+{
+	cpu_set_t cpus;
+
+	if (w->qid >= CPU_SETSIZE)
+		return;
+	CPU_ZERO(&cpus);
+	CPU_SET(w->qid, &cpus);
+	(void)sched_setaffinity(0, sizeof(cpus), &cpus);
 }
 
 static void *worker_main(void *arg)
@@ -243,14 +465,10 @@ static void *worker_main(void *arg)
 	struct ring_worker *w = arg;
 	struct mc_fuse_ring *ring = w->ring;
 	struct io_uring_cqe *cqe;
-	cpu_set_t cpus;
+	int res, r, go, what;
 	uint64_t ud;
-	int res, r, go;
 
-	/* on the CPU whose requests it takes: that is the whole point */
-	CPU_ZERO(&cpus);
-	CPU_SET(w->qid, &cpus);
-	(void)sched_setaffinity(0, sizeof(cpus), &cpus);
+	pin_to_queue(w);
 	/*
 	 * No wake-up preemption: a caller that waits for its reply sleeps,
 	 * so the worker runs at once anyway, but one that does not (close's
@@ -266,47 +484,32 @@ static void *worker_main(void *arg)
 	pthread_mutex_unlock(&ring->go_lock);
 	if (go < 0)
 		return NULL;
+	atomic_fetch_add(&ring->alive[w->qid], 1);
 	r = submit_cmd(w, CMD_REGISTER, 0);
 	if (r < 0) {
-		mc_log_errno(MC_LOG_WARNING, r,
-			     "fuse ring: cannot register a ring entry for CPU %u: requests from that CPU wait for /dev/fuse",
-			     w->qid);
+		if (first_warning(ring))
+			mc_log_errno(MC_LOG_WARNING, r,
+				     "fuse ring: cannot register a ring entry for CPU %u: its other workers take its requests",
+				     w->qid);
+		worker_gone(w, true);
 		return NULL;
 	}
-	for (;;) {
+	do {
 		r = io_uring_wait_cqe(&w->uring, &cqe);
-		if (r == -EINTR)
+		if (r == -EINTR) {
+			what = GO_ON;
 			continue;
-		if (r < 0)
+		}
+		if (r < 0) {
+			what = STOP_FATAL;
 			break;
+		}
 		res = cqe->res;
 		ud = cqe->user_data;
 		io_uring_cqe_seen(&w->uring, cqe);
-		if (ud == STOP_USER_DATA)
-			break;
-		if (res == -EAGAIN || res == -EINTR) {
-			/* not ready yet, or interrupted: ask again */
-			if (submit_cmd(w, CMD_REGISTER, 0) < 0)
-				break;
-			continue;
-		}
-		if (res == -ENOTCONN || res == -ECONNABORTED ||
-		    res == -ECANCELED)
-			break;	/* unmounted, aborted or stopping */
-		if (res < 0) {
-			mc_log_errno(MC_LOG_WARNING, res,
-				     "fuse ring: the ring entry for CPU %u failed: that CPU's requests go to its other workers",
-				     w->qid);
-			break;
-		}
-		if (serve(w) < 0) {
-			mc_log(MC_LOG_ERR,
-			       "fuse ring: malformed request on CPU %u: this worker stops; report a kernel/daemon mismatch",
-			       w->qid);
-			break;
-		}
-	}
-	atomic_store(&w->unique, 0);
+		what = on_completion(w, ud, res);
+	} while (what == GO_ON);
+	worker_gone(w, what == STOP_FATAL);
 	return NULL;
 }
 
@@ -345,11 +548,11 @@ static void workers_free(struct mc_fuse_ring *r)
 		if (!w->started)
 			continue;
 		pthread_mutex_lock(&w->lock);
-		sqe = io_uring_get_sqe(&w->uring);
+		sqe = get_sqe_locked(w);
 		if (sqe) {
 			io_uring_prep_nop(sqe);
 			sqe->user_data = STOP_USER_DATA;
-			io_uring_submit(&w->uring);
+			(void)submit_locked(w);
 		}
 		pthread_mutex_unlock(&w->lock);
 		pthread_join(w->thread, NULL);
@@ -358,22 +561,27 @@ static void workers_free(struct mc_fuse_ring *r)
 	for (i = 0; i < r->nworkers; i++)
 		worker_release(&r->workers[i]);
 	free(r->workers);
+	free(r->alive);
+	free(r->held);
 	r->workers = NULL;
+	r->alive = NULL;
+	r->held = NULL;
 	r->nworkers = 0;
+	r->nqueues = 0;
 }
 
 static int worker_init(struct mc_fuse_ring *r, struct ring_worker *w,
 		       unsigned qid)
 {
 	struct io_uring_params p;
-	int ret;
+	int ret = -ENOMEM;
 
 	w->ring = r;
 	w->qid = qid;
 	pthread_mutex_init(&w->lock, NULL);
 	if (posix_memalign((void **)&w->hdr, 64, sizeof(*w->hdr)) != 0) {
 		w->hdr = NULL;
-		return -ENOMEM;
+		goto out;
 	}
 	memset(w->hdr, 0, sizeof(*w->hdr));
 	/* only what requests touch becomes resident */
@@ -382,13 +590,13 @@ static int worker_init(struct mc_fuse_ring *r, struct ring_worker *w,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (w->area == MAP_FAILED) {
 		w->area = NULL;
-		return -ENOMEM;
+		goto out;
 	}
 	w->payload = mmap(NULL, r->payload_len, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (w->payload == MAP_FAILED) {
 		w->payload = NULL;
-		return -ENOMEM;
+		goto out;
 	}
 	w->iov[0].iov_base = w->hdr;
 	w->iov[0].iov_len = sizeof(*w->hdr);
@@ -398,38 +606,47 @@ static int worker_init(struct mc_fuse_ring *r, struct ring_worker *w,
 	p.flags = IORING_SETUP_SQE128;
 	ret = io_uring_queue_init_params(RING_DEPTH, &w->uring, &p);
 	if (ret < 0)
-		return ret;
+		goto out;
 	w->uring_ready = true;
-	ret = pthread_create(&w->thread, NULL, worker_main, w);
-	if (ret != 0)
-		return -ret;
-	w->started = true;
-	return 0;
+	ret = -pthread_create(&w->thread, NULL, worker_main, w);
+	if (ret == 0)
+		w->started = true;
+out:
+	return ret;	/* workers_free() releases what was made */
 }
 
-/* Workers for every CPU, waiting for the go: 0 or -errno (none left). */
+/*
+ * Workers for every CPU, waiting for the go: 0 or -errno (none left).
+ * Worker i serves queue i % ncpu, so every CPU gets one before any gets
+ * a second.
+ */
 static int workers_setup(struct mc_fuse_ring *r, size_t payload_len)
 {
 	unsigned ncpu = possible_cpus(), per, i;
 	int ret = 0;
 
 	per = r->threads / ncpu;
-	if (per < 1)
-		per = 1;
-	if (per > 4)
-		per = 4;	/* more only adds idle threads */
+	if (per < MIN_PER_CPU)
+		per = MIN_PER_CPU;
+	if (per > MAX_PER_CPU)
+		per = MAX_PER_CPU;	/* more only adds idle threads */
 	r->payload_len = payload_len;
+	r->nqueues = ncpu;
+	r->alive = calloc(ncpu, sizeof(*r->alive));
+	r->held = calloc(ncpu, sizeof(*r->held));
 	r->workers = calloc((size_t)ncpu * per, sizeof(*r->workers));
-	if (!r->workers)
-		return -ENOMEM;
+	if (!r->alive || !r->held || !r->workers) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	r->nworkers = ncpu * per;
 	for (i = 0; i < r->nworkers && ret == 0; i++)
 		ret = worker_init(r, &r->workers[i], i % ncpu);
+out:
 	if (ret < 0)
 		workers_free(r);
 	return ret;
 }
-
 /* The INIT reply: take the offer if the workers could be made. */
 static void take_offer(struct mc_fuse_ring *r, const struct iovec *iov,
 		       int count)
@@ -487,24 +704,31 @@ static ssize_t commit(struct ring_worker *w, const struct iovec *iov,
 	int i, r;
 
 	memcpy(&error, (const char *)iov[0].iov_base + 4, 4);
-	memcpy(w->hdr->in_out, iov[0].iov_base, OUT_HEADER_LEN);
 	for (i = 1; i < count && error == 0; i++) {
 		n = iov[i].iov_len;
 		if (n > room - total) {
-			errno = EOVERFLOW;
-			return -1;
+			/* the kernel sized the entry for any reply: our bug */
+			mc_log(MC_LOG_ERR,
+			       "fuse ring: a reply of over %zu bytes does not fit its ring entry: answered EIO; report this",
+			       room);
+			r = commit_error(w, unique, -EIO);
+			goto out;
 		}
 		memcpy(payload + total, iov[i].iov_base, n);
 		total += n;
 	}
+	memcpy(w->hdr->in_out, iov[0].iov_base, OUT_HEADER_LEN);
 	w->hdr->ent.payload_sz = (uint32_t)total;
 	atomic_store(&w->unique, 0);
 	r = submit_cmd(w, CMD_COMMIT_AND_FETCH, unique);
+out:
 	if (r < 0) {
 		errno = -r;
 		return -1;
 	}
-	return (ssize_t)(OUT_HEADER_LEN + total);
+	for (i = 0, total = 0; i < count; i++)
+		total += iov[i].iov_len;
+	return (ssize_t)total;
 }
 
 /* The worker serving unique: the replying thread's own, usually. */
@@ -561,6 +785,30 @@ bool mc_fuse_ring_offered(const struct mc_fuse_ring *r)
 bool mc_fuse_ring_active(const struct mc_fuse_ring *r)
 {
 	return r && atomic_load(&r->requests) > 0;
+}
+
+int mc_fuse_ring_hold(struct mc_fuse_ring *r)
+{
+	unsigned held;
+	int cpu;
+
+	if (!mc_fuse_ring_active(r) || atomic_load(&r->fell_back))
+		return -ENOTCONN;
+	cpu = sched_getcpu();
+	if (cpu < 0 || (unsigned)cpu >= r->nqueues)
+		return -EBUSY;
+	held = atomic_fetch_add(&r->held[cpu], 1);
+	if (held + 2 > atomic_load(&r->alive[cpu])) {
+		atomic_fetch_sub(&r->held[cpu], 1);
+		return -EBUSY;
+	}
+	return cpu;
+}
+
+void mc_fuse_ring_unhold(struct mc_fuse_ring *r, int hold)
+{
+	if (r && hold >= 0 && (unsigned)hold < r->nqueues)
+		atomic_fetch_sub(&r->held[hold], 1);
 }
 
 void mc_fuse_ring_free(struct mc_fuse_ring *r)

@@ -12,15 +12,22 @@
  *
  * How: at the INIT exchange (seen through the session's custom I/O), when
  * the kernel offers it, one io_uring per worker thread is made, each thread
- * pinned to one CPU with one ring entry; the INIT reply accepts the offer
- * and the threads register their entries.  A request from the ring is
+ * pinned to one CPU with one ring entry (two to four workers per CPU, so
+ * one request a handler keeps waiting does not stall its CPU); the INIT
+ * reply accepts the offer and the threads register their entries.  A request from the ring is
  * rebuilt into the classic /dev/fuse layout and handed to deliver() (which
  * calls fuse_session_process_buf); its reply comes back through
  * mc_fuse_ring_writev() and is committed to the entry it came from.
  * FORGET, INTERRUPT and notifications keep using /dev/fuse, so libfuse's
- * own loop keeps running.  Anything that fails before the INIT reply
- * leaves the connection on /dev/fuse; a failed registration makes the
- * kernel fall back by itself.
+ * own loop keeps running.
+ *
+ * Failures: anything that fails before the INIT reply leaves the
+ * connection on /dev/fuse, and a refused registration makes the kernel
+ * fall back by itself.  A request that does not parse, or a reply that
+ * does not fit its entry, is answered EIO.  A refused commit (its request
+ * was interrupted) registers the entry again.  A CPU whose last worker
+ * fails would leave its callers waiting, so the ring then sends the kernel
+ * a registration it must refuse, and everything goes to /dev/fuse.
  */
 #ifndef MC_FUSE_RING_H
 #define MC_FUSE_RING_H
@@ -61,6 +68,20 @@ bool mc_fuse_ring_offered(const struct mc_fuse_ring *r);
 
 /* Whether the kernel now sends requests over the ring. */
 bool mc_fuse_ring_active(const struct mc_fuse_ring *r);
+
+/*
+ * A handler running on a ring worker is about to wait for something that
+ * may need another request of its CPU served (an entry invalidation needs
+ * the directory lock a lookup holds while it waits for its reply).  Returns
+ * a hold >= 0 when another worker of the caller's CPU stays free to serve
+ * it (release it with mc_fuse_ring_unhold()), -EBUSY when none would, and
+ * -ENOTCONN when requests do not come over the ring (then the caller runs
+ * on one of libfuse's threads).
+ */
+int mc_fuse_ring_hold(struct mc_fuse_ring *r);
+
+/* Release a hold of mc_fuse_ring_hold(); a negative one is ignored. */
+void mc_fuse_ring_unhold(struct mc_fuse_ring *r, int hold);
 
 /*
  * Stop and join the workers and free r (NULL is fine).  Requests the
