@@ -180,6 +180,17 @@ static void reply_entry(fuse_req_t req, const struct mc_ns_attr *a,
 
 /* ---- entry invalidation: sent from a thread of its own ---------------- */
 
+/* How long a rewrite's close waits for its old name to leave the caches. */
+#define REWRITE_INVAL_NS (250 * 1000000ull)
+
+static struct timespec monotonic_in(uint64_t ns)
+{
+	uint64_t at = mc_fs_now_ns(CLOCK_MONOTONIC) + ns;
+
+	return (struct timespec){ .tv_sec = (time_t)(at / 1000000000ull),
+				  .tv_nsec = (long)(at % 1000000000ull) };
+}
+
 /*
  * The kernel takes the directory lock to invalidate an entry, and request
  * handlers may run with that lock held, so notifications are queued here
@@ -189,19 +200,13 @@ static void *inval_main(void *arg)
 {
 	struct mc_fs *fs = arg;
 	struct mc_fs_inval item;
-
 	struct timespec ts;
 
 	pthread_mutex_lock(&fs->inval_lock);
 	for (;;) {
 		while (fs->inval_head == fs->inval_tail && !fs->inval_stop) {
 			/* wake twice a second to free pages whose grace ended */
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 500000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			ts = monotonic_in(500000000ull);
 			if (pthread_cond_timedwait(&fs->inval_cond, &fs->inval_lock,
 						   &ts) == ETIMEDOUT) {
 				pthread_mutex_unlock(&fs->inval_lock);
@@ -221,26 +226,54 @@ static void *inval_main(void *arg)
 		fuse_lowlevel_notify_inval_entry(fs->se, item.parent, item.name,
 						 strlen(item.name));
 		pthread_mutex_lock(&fs->inval_lock);
+		fs->inval_done++;
+		pthread_cond_broadcast(&fs->inval_done_cond);
 	}
+	/* nobody waits for what will never be sent */
+	fs->inval_done = fs->inval_head;
+	pthread_cond_broadcast(&fs->inval_done_cond);
 	pthread_mutex_unlock(&fs->inval_lock);
 	return NULL;
 }
 
-static void queue_inval(struct mc_fs *fs, uint64_t parent, const char *name)
+/*
+ * Queue the invalidation of name in parent.  Returns its ticket for
+ * inval_wait(), or 0 when it was not queued (no thread, or a full queue:
+ * that only delays, entries expire after entry_timeout).
+ */
+static uint64_t queue_inval(struct mc_fs *fs, uint64_t parent,
+			    const char *name)
 {
 	struct mc_fs_inval *slot;
+	uint64_t ticket = 0;
 
 	pthread_mutex_lock(&fs->inval_lock);
-	if (fs->inval_running &&
+	if (fs->inval_running && !fs->inval_stop &&
 	    fs->inval_head - fs->inval_tail < MC_FS_INVAL_RING) {
 		slot = &fs->inval_ring[fs->inval_head % MC_FS_INVAL_RING];
 		slot->parent = parent;
 		snprintf(slot->name, sizeof(slot->name), "%s", name);
-		fs->inval_head++;
+		ticket = ++fs->inval_head;
 		pthread_cond_signal(&fs->inval_cond);
 	}
-	/* A full ring only delays: entries expire after entry_timeout. */
 	pthread_mutex_unlock(&fs->inval_lock);
+	return ticket;
+}
+
+/* Wait until the invalidation of ticket was sent: 0 or -ETIMEDOUT. */
+static int inval_wait(struct mc_fs *fs, uint64_t ticket, uint64_t timeout_ns)
+{
+	struct timespec until = monotonic_in(timeout_ns);
+	int r = 0;
+
+	pthread_mutex_lock(&fs->inval_lock);
+	while (fs->inval_done < ticket && r == 0)
+		r = pthread_cond_timedwait(&fs->inval_done_cond,
+					   &fs->inval_lock, &until);
+	if (fs->inval_done >= ticket)
+		r = 0;
+	pthread_mutex_unlock(&fs->inval_lock);
+	return r == 0 ? 0 : -ETIMEDOUT;
 }
 
 /* ---- dropping pages ---------------------------------------------------- */
@@ -1477,6 +1510,48 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 }
 
 /*
+ * A rewrite replaces a name other processes may hold in their dentry
+ * cache, pointing at the old inode: drop it while close(2) still waits for
+ * us, and only then mark the write closing (lookups of a closing write's
+ * name wait for its commit).
+ *
+ * The inval thread sends it, and this request waits, but only while
+ * another worker stays free for the lookups of its CPU: the invalidation
+ * needs the directory lock, which a lookup holds while it waits for its
+ * reply, so if every worker waited here, the lookup, the invalidation and
+ * the close would wait for each other forever.  When none stays free the
+ * close goes on and the name drops a little later (late_invalidations).
+ * The wait is bounded for the same reason: a worker of the CPU may be free
+ * and still be kept, by a lookup waiting for a commit.
+ */
+static void invalidate_rewritten(struct mc_fs *fs, uint64_t parent,
+				 const char *name)
+{
+	uint64_t ticket = queue_inval(fs, parent, name);
+	bool wait;
+	int hold;
+
+	if (ticket == 0) {
+		atomic_fetch_add(&fs->counters.inval_deferred, 1);
+		return;
+	}
+	hold = mc_fuse_ring_hold(fs->ring);
+	if (hold == -ENOTCONN)
+		/* on libfuse's threads, any of which serves any request */
+		wait = atomic_fetch_add(&fs->rewrites_closing, 1) + 2 <=
+		       fs->params.threads;
+	else
+		wait = hold >= 0;
+	if (!wait)
+		atomic_fetch_add(&fs->counters.inval_deferred, 1);
+	else if (inval_wait(fs, ticket, REWRITE_INVAL_NS) < 0)
+		atomic_fetch_add(&fs->counters.inval_timeouts, 1);
+	if (hold == -ENOTCONN)
+		atomic_fetch_sub(&fs->rewrites_closing, 1);
+	mc_fuse_ring_unhold(fs->ring, hold);
+}
+
+/*
  * close(2) of one descriptor.  The page is checked here because this is the
  * last point where an error reaches the writer: too big, or the pool filled
  * up under a passthrough write (which never passes through us).
@@ -1519,26 +1594,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		snprintf(name, sizeof(name), "%s", in->name);
 	parent = in->attr.parent;
 	mc_inode_table_unlock(fs->itab);
-	/*
-	 * A rewrite replaces a name other processes may hold in their dentry
-	 * cache, pointing at the old inode.  Drop it now, while close(2) still
-	 * waits for us, and only then mark the write closing (lookups of a
-	 * closing write's name wait for its commit): a lookup waiting on us
-	 * would hold the directory lock this invalidation needs.
-	 */
-	if (rewrite) {
-		/*
-		 * Synchronous only while a worker is left for the lookup that
-		 * may hold the directory lock; otherwise the queue does it.
-		 */
-		if (atomic_fetch_add(&fs->rewrites_closing, 1) + 2 <=
-		    fs->params.threads)
-			fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
-							 strlen(name));
-		else
-			queue_inval(fs, parent, name);
-		atomic_fetch_sub(&fs->rewrites_closing, 1);
-	}
+	if (rewrite)
+		invalidate_rewritten(fs, parent, name);
 	mc_inode_table_lock(fs->itab);
 	in->flushed = true;
 	mc_inode_table_unlock(fs->itab);
@@ -2183,6 +2240,22 @@ static const struct fuse_custom_io mc_fs_io = {
 
 /* ---- life cycle ------------------------------------------------------------ */
 
+/* The inval thread's waits measure intervals: the wall clock may jump. */
+static int init_monotonic_cond(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+	int r;
+
+	r = pthread_condattr_init(&attr);
+	if (r != 0)
+		return -r;
+	r = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (r == 0)
+		r = pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+	return -r;
+}
+
 int mc_fs_new(struct mc_fs **fsp, struct mc_ns *ns, struct mc_pool *pool,
 	      const struct mc_fs_params *params)
 {
@@ -2211,7 +2284,11 @@ int mc_fs_new(struct mc_fs **fsp, struct mc_ns *ns, struct mc_pool *pool,
 		goto out_free;
 	pthread_mutex_init(&fs->evict_lock, NULL);
 	pthread_mutex_init(&fs->inval_lock, NULL);
-	pthread_cond_init(&fs->inval_cond, NULL);
+	r = init_monotonic_cond(&fs->inval_cond);
+	if (r == 0)
+		r = init_monotonic_cond(&fs->inval_done_cond);
+	if (r < 0)
+		goto out_free;
 	/* each idle inode holds an fd: leave most of the limit to requests */
 	fs->idle_max = IDLE_MAX;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
@@ -2296,6 +2373,7 @@ void mc_fs_free(struct mc_fs *fs)
 	mc_lookup_cache_release(&fs->looked_up);
 	pthread_mutex_destroy(&fs->inval_lock);
 	pthread_cond_destroy(&fs->inval_cond);
+	pthread_cond_destroy(&fs->inval_done_cond);
 	free(fs->inval_ring);
 	free(fs->hostname);
 	free(fs->mountpoint);

@@ -40,6 +40,8 @@ struct mc_fs_counters {
 	atomic_uint_fast64_t fetched_bytes;
 	atomic_uint_fast64_t fetch_errors; /* fetches that failed every copy */
 	atomic_uint_fast64_t getattrs;	/* GETATTR requests, the warmer's too */
+	atomic_uint_fast64_t inval_timeouts; /* rewrites that closed before */
+	atomic_uint_fast64_t inval_deferred; /* their old name was dropped */
 };
 
 /* Entry invalidations, sent by their own thread (see inval_thread). */
@@ -73,9 +75,11 @@ struct mc_fs {
 	pthread_mutex_t evict_lock;	/* one evictor at a time */
 
 	pthread_mutex_t inval_lock;
-	pthread_cond_t inval_cond;
+	pthread_cond_t inval_cond;	/* work for the inval thread */
+	pthread_cond_t inval_done_cond;	/* inval_done moved */
 	struct mc_fs_inval *inval_ring;	/* protected by inval_lock */
-	unsigned inval_head, inval_tail;	/* protected by inval_lock */
+	uint64_t inval_head, inval_tail;	/* protected by inval_lock */
+	uint64_t inval_done;		/* protected by inval_lock: sent */
 	bool inval_stop;			/* protected by inval_lock */
 	pthread_t inval_thread;
 	bool inval_running;

@@ -123,6 +123,19 @@ mc__top_fstype() {
 
 mc_is_mounted() { [ -n "$(mc__mount_ids "$1" "${2:-}")" ]; }
 
+# mc_abort_mount PATH: fail every request of the FUSE connection of the
+# topmost mount at PATH, so that callers a deadlocked daemon keeps in the
+# kernel return (killing the daemon does not free them: a thread of it
+# waits in the kernel too).
+mc_abort_mount() {
+	local dev
+	mountpoint -q /sys/fs/fuse/connections ||
+		mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null
+	dev=$(awk -v mp="$1" '$5 == mp { split($3, d, ":"); n = d[2] }
+		END { print n }' /proc/self/mountinfo)
+	[ -n "$dev" ] && echo 1 >"/sys/fs/fuse/connections/$dev/abort"
+}
+
 # Lazy-unmount every mount at or below $1, deepest first.
 mc__umount_below() {
 	local mp
