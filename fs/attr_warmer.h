@@ -15,14 +15,28 @@
  * and so costs the next fstat(2) a round trip: the wake-up of this thread
  * cost the closing reader more than the round trip it saved.
  *
+ * The thread runs SCHED_BATCH: its wake-ups never preempt a reader, yet it
+ * is not starved while it holds the kernel's locks inside a lookup (as
+ * SCHED_IDLE was under load, stalling the requests queued behind it).
+ *
  * It looks names up in a private clone of the mount (open_tree(2)), so it
  * never makes `umount MOUNTPOINT` fail with EBUSY.  The clone keeps the
- * superblock (and so the daemon) alive, so the thread checks twice a second
- * that the mount is still there and lets the clone go when it is not.
+ * superblock (and so the daemon) alive, so a second, small thread watches
+ * the mount table: it sleeps in poll(2) on /proc/self/mountinfo, which the
+ * kernel wakes on every mount or unmount (and once a second regardless),
+ * and when the mount (by its id) is gone it dup2()s /dev/null over the
+ * clone's descriptor.  That drops the clone's reference at once, so the
+ * daemon exits right after an unmount, while the descriptor number stays
+ * valid for a lookup that races it (which then fails with ENOTDIR).
  *
- * Best effort: a full queue drops requests, a name renamed meanwhile is
- * missed (directory paths are remembered for a second), and nothing ever
- * waits for the warmer.
+ * Each refresh waits a few milliseconds after its request: the kernel
+ * finishes a rename after the daemon's reply, and a refresh made before
+ * that would be lost.
+ *
+ * Best effort: a full queue drops requests, a page renamed after its
+ * request was queued is skipped (mc_attr_warmer_moved), a directory renamed
+ * meanwhile costs missed warms (directory paths are remembered for a
+ * second), and nothing ever waits for the warmer.
  */
 #ifndef MC_ATTR_WARMER_H
 #define MC_ATTR_WARMER_H
@@ -44,7 +58,10 @@ struct mc_attr_warmer;
 int mc_attr_warmer_new(struct mc_attr_warmer **wp, struct mc_ns *ns,
 		       const char *mountpoint, int mnt_id);
 
-/* Start the thread: 0 or -errno (then warming does nothing). */
+/*
+ * Start the warmer and the mount watcher: 0 or -errno (then neither runs
+ * and the caller must free w: its clone would outlive an unmount).
+ */
 int mc_attr_warmer_start(struct mc_attr_warmer *w);
 
 /*
@@ -54,13 +71,22 @@ int mc_attr_warmer_start(struct mc_attr_warmer *w);
 void mc_attr_warmer_warm(struct mc_attr_warmer *w, uint64_t parent,
 			 const char *name);
 
+/*
+ * A rename moved the entry name of directory parent away: queued refreshes
+ * of that name are skipped, since it no longer exists or, later, names
+ * another page.  Call it before replying to the rename.  Never blocks on
+ * the kernel; w may be NULL.
+ */
+void mc_attr_warmer_moved(struct mc_attr_warmer *w, uint64_t parent,
+			  const char *name);
+
 /* Refreshes made so far (0 for NULL). */
 uint64_t mc_attr_warmer_count(const struct mc_attr_warmer *w);
 
 /*
- * Stop the thread and free w (NULL is fine).  Call it after the session
- * unmounted: the thread may be waiting for a GETATTR reply, which the
- * unmount fails.
+ * Stop both threads, close the clone and free w (NULL is fine).  Call it
+ * after the session unmounted: the warmer may be waiting for a GETATTR
+ * reply, which the unmount fails.
  */
 void mc_attr_warmer_free(struct mc_attr_warmer *w);
 

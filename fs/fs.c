@@ -1010,6 +1010,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	r = mc_ns_rename(fs->ns, parent, name, newparent, newname, nsflags, &d);
 	if (r == 0)
 		drop_page(fs, &d);
+	if (r == 0)	/* before the reply lets the old name be reused */
+		mc_attr_warmer_moved(fs->warmer, parent, name);
 	reply_err(req, r);
 	/* the kernel marked the ctime stale (tmp+rename: the final name) */
 	if (r == 0)
