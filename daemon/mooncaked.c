@@ -14,6 +14,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
@@ -32,6 +33,10 @@
 
 /* The most --entry-timeout may be in a cluster (see main). */
 #define CLUSTER_ENTRY_TIMEOUT_S 1.0
+
+/* How long a restart waits for a daemon whose mount is gone to exit. */
+#define OWNER_EXIT_WAIT_MS 10000
+#define OWNER_RETRY_MS 10
 
 enum {
 	EXIT_RUNTIME = 1,
@@ -52,16 +57,64 @@ static void write_owner(int fd, const char *mountpoint)
 }
 
 /*
+ * The owner recorded in the lock file, "pid\nmountpoint\n", split in place
+ * in buf: *pidp and *mntp point into it ("" when not recorded).
+ */
+static void read_owner(int fd, char *buf, size_t len, const char **pidp,
+		       const char **mntp)
+{
+	char *nl;
+	ssize_t n;
+
+	n = pread(fd, buf, len - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	*pidp = buf;
+	*mntp = "";
+	nl = strchr(buf, '\n');
+	if (!nl)
+		return;
+	*nl = '\0';
+	nl[1 + strcspn(nl + 1, "\n")] = '\0';
+	*mntp = nl + 1;
+}
+
+/*
+ * After `umount MNT` the old daemon still holds the lock while it winds
+ * down (it closes the store and the pool last), so `umount MNT && mooncaked
+ * ... MNT` would be refused.  An owner whose mount is gone is exiting:
+ * wait for it.  One whose mount is there, or that recorded none, is not.
+ * 0 with the lock taken, -EBUSY, or flock(2)'s -errno.
+ */
+static int wait_for_exiting_owner(int fd, const char *pid, const char *mnt)
+{
+	const struct timespec retry = { 0, OWNER_RETRY_MS * 1000000L };
+	struct mc_mountinfo m;
+	int waited;
+
+	if (!mnt[0] || mc_mountinfo_find(mnt, "fuse.mooncake", &m) != 0)
+		return -EBUSY;
+	mc_log(MC_LOG_NOTICE,
+	       "state: waiting up to %d s for mooncaked pid %s to finish exiting: its mount '%s' is gone but it still holds the state directory",
+	       OWNER_EXIT_WAIT_MS / 1000, pid[0] ? pid : "unknown", mnt);
+	for (waited = 0; waited < OWNER_EXIT_WAIT_MS; waited += OWNER_RETRY_MS) {
+		nanosleep(&retry, NULL);
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK)
+			return -errno;
+	}
+	return -EBUSY;
+}
+
+/*
  * One daemon per state directory: the lock is held for the life of the
  * process, so a kill -9 frees it with no stale file to clean.
  */
 static int lock_state_dir(const char *state_dir, const char *mountpoint,
 			  int *fdp)
 {
-	char path[PATH_MAX], other[PATH_MAX + 32] = "";
-	const char *other_mnt = mountpoint;
-	char *nl;
-	ssize_t n;
+	char path[PATH_MAX], other[PATH_MAX + 32];
+	const char *other_pid, *other_mnt;
 	int fd, r;
 
 	*fdp = -1;
@@ -74,29 +127,31 @@ static int lock_state_dir(const char *state_dir, const char *mountpoint,
 			     path);
 		return r;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		r = -errno;
-		n = pread(fd, other, sizeof(other) - 1, 0);
-		other[n > 0 ? n : 0] = '\0';
-		/* the lock file holds "pid\nmountpoint\n" of its owner */
-		nl = strchr(other, '\n');
-		if (nl) {
-			*nl = '\0';
-			if (nl[1]) {
-				other_mnt = nl + 1;
-				nl[1 + strcspn(nl + 1, "\n")] = '\0';
-			}
+	r = flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;
+	if (r == -EWOULDBLOCK) {
+		read_owner(fd, other, sizeof(other), &other_pid, &other_mnt);
+		r = wait_for_exiting_owner(fd, other_pid, other_mnt);
+		if (r < 0) {
+			mc_log(MC_LOG_ERR,
+			       "state: '%s' is in use by another mooncaked (pid %s, mounted at '%s'): stop it first ('umount %s') or pass another --state-dir",
+			       state_dir, other_pid[0] ? other_pid : "unknown",
+			       other_mnt[0] ? other_mnt : mountpoint,
+			       other_mnt[0] ? other_mnt : mountpoint);
+			goto out_close;
 		}
-		mc_log(MC_LOG_ERR,
-		       "state: '%s' is in use by another mooncaked (pid %s, mounted at '%s'): stop it first ('umount %s') or pass another --state-dir",
-		       state_dir, other[0] ? other : "unknown", other_mnt,
-		       other_mnt);
-		close(fd);
-		return r == -EWOULDBLOCK ? -EBUSY : r;
+	}
+	if (r < 0) {
+		mc_log_errno(MC_LOG_ERR, r,
+			     "state: cannot lock '%s': check the file system of --state-dir supports flock(2)",
+			     path);
+		goto out_close;
 	}
 	write_owner(fd, mountpoint);
 	*fdp = fd;
 	return 0;
+out_close:
+	close(fd);
+	return r;
 }
 
 /*

@@ -4,7 +4,8 @@
 # trip: after a direct write and after SGLang's tmp+rename.  And the
 # warmer's private clone of the mount never keeps `umount MOUNTPOINT` from
 # working: the unmount succeeds right after writes and the daemon exits by
-# itself within 400 ms.
+# itself within 400 ms; `umount MNT && mooncaked ... MNT` right away works
+# and keeps the pages.
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
 MC_TEST_TIMEOUT=60
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -108,6 +109,25 @@ for round in 1 2 3 4 5; do
 		[ "$(stat -c %s "$MNT/kv/last$i.bin")" = 65536 ] ||
 			fail "round $round: last$i.bin lost over the umount"
 	done
+done
+
+# --- a restart right after umount waits for the old daemon -----------------
+
+# `umount MNT && mooncaked ... MNT`: the old daemon still holds the state
+# directory's lock while it exits; the new one must wait, not refuse.
+head -c 1000000 /dev/urandom >"$MC_TEST_DIR/keep.src" || hard_error "keep.src"
+cp "$MC_TEST_DIR/keep.src" "$MNT/kv/keep.bin" || fail "write keep.bin"
+for round in 1 2 3; do
+	old=$MC_PID
+	umount "$MNT" || fail "restart $round: umount failed"
+	mc_start --global-segment-size 256MiB
+	mc_wait_for 5 sh -c "! kill -0 $old 2>/dev/null" ||
+		fail "restart $round: the old mooncaked still runs 5 s after its umount"
+	wait "$old"
+	rc=$?
+	[ $rc -eq 0 ] || fail "restart $round: the old mooncaked exited with status $rc"
+	cmp "$MC_TEST_DIR/keep.src" "$MNT/kv/keep.bin" ||
+		fail "restart $round: keep.bin differs after umount and an immediate restart"
 done
 
 mc_done
