@@ -2401,9 +2401,20 @@ static bool is_mooncake_mount(const char *mountpoint)
 /*
  * statfs(2) always reaches the daemon (stat may be answered from the
  * kernel's attribute cache), so ENOTCONN from it proves the mount stale.
+ *
+ * With FUSE over io_uring the kernel lets go of a killed daemon's
+ * connection only after its rings are torn down, in a worker, some
+ * milliseconds after the daemon was reaped: a statfs sent in between waits
+ * and then fails with ECONNABORTED (the connection was aborted under it)
+ * or ECANCELED (the dead daemon's ring cancelled it).  Ask again: the next
+ * one says ENOTCONN.  Mounting on top instead would leave the stale mount
+ * behind our own, for the unmount at our stop to reveal.
  */
+#define STALE_RETRIES 200	/* 10 ms apart: 2 s */
+
 static int clear_stale_mount(const char *mountpoint)
 {
+	unsigned int dying = 0;
 	struct statvfs sv;
 	int r;
 
@@ -2414,7 +2425,22 @@ static int clear_stale_mount(const char *mountpoint)
 			       mountpoint, mountpoint);
 			return -EBUSY;
 		}
-		if (errno != ENOTCONN)
+		r = -errno;
+		if (r == -ECONNABORTED || r == -ECANCELED) {
+			if (dying == 0)
+				mc_log_errno(MC_LOG_INFO, r,
+					     "mount: waiting for the stale mount at '%s' to be torn down",
+					     mountpoint);
+			if (++dying > STALE_RETRIES) {
+				mc_log_errno(MC_LOG_ERR, r,
+					     "mount: the mount at '%s' is still going away: run 'umount -l %s' and start again",
+					     mountpoint, mountpoint);
+				return -EBUSY;
+			}
+			usleep(10 * 1000);
+			continue;
+		}
+		if (r != -ENOTCONN)
 			return 0;	/* let the mount itself report it */
 		mc_log(MC_LOG_NOTICE,
 		       "mount: '%s' is a stale mount left by a daemon that died: detaching it",

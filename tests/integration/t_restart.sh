@@ -3,7 +3,9 @@
 # the same mount point and state directory clears the stale mount itself
 # and brings back every committed page byte-exact, but not a page that was
 # still being written; a clean stop and start does the same; a second
-# daemon on a state directory in use refuses to start.
+# daemon on a state directory in use refuses to start.  A restart while the
+# killed daemon's connection is still being torn down waits for it instead
+# of mounting on top of it.
 # ls is one of the tools under test here, so it is used on purpose:
 # shellcheck disable=SC2010,SC2012
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
@@ -90,6 +92,45 @@ mc_start --global-segment-size 320MiB
 all_there "after a restart with a bigger pool"
 size=$(df -B1 --output=size "$MNT" | tail -n 1)
 [ "$size" -ge $((300 * MiB)) ] || fail "df shows $size after growing the pool to 320 MiB"
+
+# --- kill -9 and a restart while the old connection is still going away -----
+# With FUSE over io_uring the kernel aborts a killed daemon's connection
+# when its rings are torn down, in a worker, after the daemon was reaped: a
+# statfs in between fails with ECONNABORTED or ECANCELED, not ENOTCONN, and
+# the new daemon once mounted on top of the stale mount, which its clean
+# stop then revealed.  A copy of the dead daemon's /dev/fuse descriptors
+# (pidfd_getfd) holds that moment open for half a second.
+
+"$MC_PYTHON" - "$MC_PID" "$MC_TEST_DIR/held" <<'EOF' &
+import ctypes, os, select, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+pid = int(sys.argv[1])
+pidfd = os.pidfd_open(pid)
+held = 0
+for n in os.listdir("/proc/%d/fd" % pid):
+    try:
+        if os.readlink("/proc/%d/fd/%s" % (pid, n)) != "/dev/fuse":
+            continue
+    except OSError:
+        continue
+    if libc.syscall(438, pidfd, int(n), 0) >= 0:  # pidfd_getfd
+        held += 1
+with open(sys.argv[2], "w") as f:
+    f.write("%d\n" % held)
+select.select([pidfd], [], [])
+time.sleep(0.5)
+EOF
+HOLDER=$!
+mc_wait_for 5 test -s "$MC_TEST_DIR/held" || fail "the /dev/fuse holder did not start"
+[ "$(cat "$MC_TEST_DIR/held")" -gt 0 ] ||
+	fail "the holder could not copy the daemon's /dev/fuse descriptor"
+mc_kill9
+mc_start --global-segment-size 320MiB
+wait $HOLDER
+one_mount "after kill -9 and a restart during the teardown"
+all_there "after kill -9 and a restart during the teardown"
+mc_stop
+mc_start --global-segment-size 320MiB
 
 # --- a second daemon on the same state directory ----------------------------
 
