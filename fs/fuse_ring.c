@@ -64,7 +64,7 @@ struct ring_cmd_req {
 };
 
 #define STOP_USER_DATA UINT64_MAX
-#define FALLBACK_USER_DATA (UINT64_MAX - 1)
+#define WAKE_USER_DATA (UINT64_MAX - 1)
 #define RING_DEPTH 4	/* one entry's command, a stop, room to spare */
 /*
  * Workers per CPU.  A request a handler keeps (a lookup waiting for a
@@ -75,8 +75,9 @@ struct ring_cmd_req {
 #define MIN_PER_CPU 2
 #define MAX_PER_CPU 4
 #define SUBMIT_TRIES 200	/* 1 ms apart: a full completion queue drains */
-#define MAX_REREGISTER 8	/* refused commits in a row before giving up */
-#define QID_NONE 0xffff		/* no queue has it: the kernel refuses */
+/* a lost entry is registered again after 1 ms, then 2, 4... up to 1 s */
+#define REARM_FIRST_MS 1
+#define REARM_MAX_MS 1000
 
 /* One worker: its own io_uring, one ring entry, pinned to CPU qid. */
 struct ring_worker {
@@ -99,7 +100,7 @@ struct ring_worker {
 	_Atomic uint64_t unique;	/* request being served, 0: none */
 	uint32_t cmd;		/* protected by lock: the command in flight, */
 	uint64_t cmd_id;	/* sent again if the kernel says "not now" */
-	unsigned refused;	/* commits refused in a row (worker only) */
+	atomic_bool lost;	/* a replier could not submit its commit */
 	pthread_t thread;
 	bool started;
 };
@@ -115,7 +116,6 @@ struct mc_fuse_ring {
 	atomic_bool offered;		/* INIT offered FUSE_OVER_IO_URING */
 	_Atomic uint64_t init_unique;	/* the INIT request, until replied */
 	atomic_bool accepted;		/* the INIT reply took the offer */
-	atomic_bool fell_back;		/* the kernel went back to /dev/fuse */
 	atomic_uint_fast64_t requests;	/* served over the ring */
 	atomic_uint warned;		/* workers that logged a failure */
 
@@ -280,48 +280,6 @@ static int resubmit(struct ring_worker *w)
 	return submit_cmd(w, cmd, id);
 }
 
-/* A registration the kernel must refuse, on w's ring: 0 or -errno. */
-static int send_refused_register(struct ring_worker *w)
-{
-	struct io_uring_sqe *sqe;
-	int r;
-
-	if (!w->started)
-		return -ESRCH;
-	pthread_mutex_lock(&w->lock);
-	sqe = get_sqe_locked(w);
-	if (!sqe) {
-		r = -EBUSY;
-		goto out;
-	}
-	prep_cmd(w, sqe, CMD_REGISTER, 0, QID_NONE);
-	sqe->user_data = FALLBACK_USER_DATA;
-	r = submit_locked(w);
-out:
-	pthread_mutex_unlock(&w->lock);
-	return r;
-}
-
-/*
- * Make the kernel give up the ring for the whole connection, so that no
- * CPU's requests wait for a queue nobody serves: it does so when a
- * registration fails, and one for a queue that does not exist fails.
- */
-static void fall_back(struct mc_fuse_ring *r)
-{
-	unsigned i;
-
-	if (atomic_exchange(&r->fell_back, true))
-		return;
-	mc_log(MC_LOG_WARNING,
-	       "fuse ring: a CPU has no ring entry left: every request goes through /dev/fuse from now on (restart the daemon to use the ring again)");
-	for (i = 0; i < r->nworkers; i++)
-		if (send_refused_register(&r->workers[i]) == 0)
-			return;
-	mc_log(MC_LOG_ERR,
-	       "fuse ring: cannot tell the kernel to stop using the ring: requests from a CPU without a worker may hang; restart the daemon with --fuse-ring off");
-}
-
 /* One line per failing worker would flood the log on a big machine. */
 static bool first_warning(struct mc_fuse_ring *r)
 {
@@ -330,7 +288,8 @@ static bool first_warning(struct mc_fuse_ring *r)
 
 /*
  * Answer the request unique with error (0: an empty success) and ask for
- * the next one: for requests libfuse never answers, or cannot.
+ * the next one: for requests libfuse never answers, or cannot.  0 or
+ * -errno (then nothing is armed).
  */
 static int commit_error(struct ring_worker *w, uint64_t unique, int error)
 {
@@ -346,9 +305,10 @@ static int commit_error(struct ring_worker *w, uint64_t unique, int error)
 }
 
 /*
- * Rebuild the request in place before the payload and hand it over: 0, or
- * -EPROTO for a request that does not parse (answered EIO, so its caller
- * does not wait forever).
+ * Rebuild the request in place before the payload and hand it over.
+ * Returns 0 (the reply re-arms the entry, now or later), -EPROTO for a
+ * request that does not parse (answered EIO, so its caller does not wait
+ * forever), or another -errno when nothing is armed any more.
  */
 static int serve(struct ring_worker *w)
 {
@@ -357,6 +317,7 @@ static int serve(struct ring_worker *w)
 	uint64_t unique;
 	size_t op_len;
 	char *start;
+	int r = 0;
 
 	memcpy(&len, h->in_out, 4);
 	memcpy(&opcode, h->in_out + 4, 4);
@@ -365,9 +326,11 @@ static int serve(struct ring_worker *w)
 	    len - IN_HEADER_LEN < payload_sz ||
 	    len - IN_HEADER_LEN - payload_sz > OP_IN_LEN ||
 	    unique != h->ent.commit_id || unique == 0) {
-		if (h->ent.commit_id != 0)
-			(void)commit_error(w, h->ent.commit_id, -EIO);
-		return -EPROTO;
+		/* without an id there is nobody to answer: a new entry */
+		if (h->ent.commit_id == 0)
+			return -EBADMSG;
+		r = commit_error(w, h->ent.commit_id, -EIO);
+		return r < 0 ? r : -EPROTO;
 	}
 	op_len = len - IN_HEADER_LEN - payload_sz;
 	start = w->area + PREFIX - op_len - IN_HEADER_LEN;
@@ -379,70 +342,73 @@ static int serve(struct ring_worker *w)
 	w->ring->deliver(w->ring->ctx, start, len);
 	/* libfuse takes a retrieve's data without a word: free the entry */
 	if (opcode == OP_NOTIFY_REPLY && atomic_load(&w->unique) == unique)
-		(void)commit_error(w, unique, 0);
-	return 0;
+		r = commit_error(w, unique, 0);
+	/* our own reply could not be submitted */
+	if (atomic_exchange(&w->lost, false))
+		r = -EIO;
+	return r;
 }
 
-/* A worker leaves its queue; the last one leaves the CPU unserved. */
-static void worker_gone(struct ring_worker *w, bool fatal)
-{
-	struct mc_fuse_ring *r = w->ring;
+/* What a completion leaves: a command armed, none, or the end. */
+enum { ARMED, REARM, STOP };
 
-	atomic_store(&w->unique, 0);
-	if (atomic_fetch_sub(&r->alive[w->qid], 1) == 1 && fatal)
-		fall_back(r);
-}
-
-enum { GO_ON, STOP, STOP_FATAL };
-
-/* What one completion on w's ring means: GO_ON, STOP or STOP_FATAL. */
+/* What one completion on w's ring means: ARMED, REARM or STOP. */
 static int on_completion(struct ring_worker *w, uint64_t ud, int res)
 {
 	struct mc_fuse_ring *r = w->ring;
 	uint32_t cmd;
+	int ret;
 
 	if (ud == STOP_USER_DATA)
 		return STOP;
-	if (ud == FALLBACK_USER_DATA)
-		return GO_ON;	/* the refusal fall_back() asked for */
+	if (ud == WAKE_USER_DATA)	/* a replier lost its commit */
+		return atomic_exchange(&w->lost, false) ? REARM : ARMED;
 	if (res == -EAGAIN || res == -EINTR)
-		return resubmit(w) < 0 ? STOP_FATAL : GO_ON;
+		return resubmit(w) < 0 ? REARM : ARMED;
 	if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED)
 		return STOP;	/* unmounted, aborted or stopping */
-	pthread_mutex_lock(&w->lock);
-	cmd = w->cmd;
-	pthread_mutex_unlock(&w->lock);
-	if (res < 0 && cmd == CMD_COMMIT_AND_FETCH &&
-	    w->refused++ < MAX_REREGISTER) {
-		/*
-		 * The kernel did not take the reply (its request was
-		 * interrupted or answered already) and with it went the
-		 * entry: register the buffers as a new one.
-		 */
-		return submit_cmd(w, CMD_REGISTER, 0) < 0 ? STOP_FATAL : GO_ON;
-	}
-	if (res < 0 && cmd == CMD_REGISTER) {
-		/* the kernel fell back to /dev/fuse for the connection */
-		atomic_store(&r->fell_back, true);
-		if (first_warning(r))
-			mc_log_errno(MC_LOG_WARNING, res,
-				     "fuse ring: the kernel refused a ring entry for CPU %u: every request goes through /dev/fuse",
-				     w->qid);
-		return STOP;
-	}
 	if (res < 0) {
+		/*
+		 * A refused commit (its request is gone) takes the entry
+		 * with it, and a refused registration made none: either
+		 * way, register the buffers as a new entry.
+		 */
+		pthread_mutex_lock(&w->lock);
+		cmd = w->cmd;
+		pthread_mutex_unlock(&w->lock);
 		if (first_warning(r))
 			mc_log_errno(MC_LOG_WARNING, res,
-				     "fuse ring: the kernel refused %u replies in a row on CPU %u: that worker stops",
-				     w->refused, w->qid);
-		return STOP_FATAL;
+				     "fuse ring: the kernel refused %s on CPU %u: registering the entry again (logged once)",
+				     cmd == CMD_REGISTER ? "a ring entry" :
+							   "a reply",
+				     w->qid);
+		return REARM;
 	}
-	w->refused = 0;
-	if (serve(w) < 0 && first_warning(r))
-		mc_log(MC_LOG_ERR,
-		       "fuse ring: malformed request on CPU %u, answered EIO: report a kernel/daemon mismatch",
-		       w->qid);
-	return GO_ON;
+	ret = serve(w);
+	if (ret == -EPROTO || ret == -EBADMSG) {
+		if (first_warning(r))
+			mc_log(MC_LOG_ERR,
+			       "fuse ring: malformed request on CPU %u, answered EIO: report a kernel/daemon mismatch (logged once)",
+			       w->qid);
+	}
+	return ret == 0 || ret == -EPROTO ? ARMED : REARM;
+}
+
+/*
+ * Wait for the next completion; with nothing armed, for at most delay_ms
+ * (then -ETIME).  0 or -errno.
+ */
+static int wait_completion(struct ring_worker *w, bool armed,
+			   unsigned delay_ms, struct io_uring_cqe **cqe)
+{
+	struct __kernel_timespec ts = {
+		.tv_sec = delay_ms / 1000,
+		.tv_nsec = (long long)(delay_ms % 1000) * 1000000,
+	};
+
+	if (armed)
+		return io_uring_wait_cqe(&w->uring, cqe);
+	return io_uring_wait_cqe_timeout(&w->uring, cqe, &ts);
 }
 
 /*
@@ -464,6 +430,7 @@ static void *worker_main(void *arg)
 {
 	struct ring_worker *w = arg;
 	struct mc_fuse_ring *ring = w->ring;
+	unsigned delay_ms = REARM_FIRST_MS;
 	struct io_uring_cqe *cqe;
 	int res, r, go, what;
 	uint64_t ud;
@@ -484,32 +451,40 @@ static void *worker_main(void *arg)
 	pthread_mutex_unlock(&ring->go_lock);
 	if (go < 0)
 		return NULL;
+	/*
+	 * Never leave the queue: once the kernel sends requests over the
+	 * ring it queues each on its caller's CPU for good, so a CPU whose
+	 * entries are all gone would leave its callers waiting forever.
+	 * An entry lost to a refusal is registered again, backing off.
+	 */
 	atomic_fetch_add(&ring->alive[w->qid], 1);
-	r = submit_cmd(w, CMD_REGISTER, 0);
-	if (r < 0) {
-		if (first_warning(ring))
-			mc_log_errno(MC_LOG_WARNING, r,
-				     "fuse ring: cannot register a ring entry for CPU %u: its other workers take its requests",
-				     w->qid);
-		worker_gone(w, true);
-		return NULL;
-	}
-	do {
-		r = io_uring_wait_cqe(&w->uring, &cqe);
-		if (r == -EINTR) {
-			what = GO_ON;
+	what = submit_cmd(w, CMD_REGISTER, 0) < 0 ? REARM : ARMED;
+	while (what != STOP) {
+		r = wait_completion(w, what == ARMED, delay_ms, &cqe);
+		if (r == -ETIME) {
+			if (submit_cmd(w, CMD_REGISTER, 0) == 0)
+				what = ARMED;
+			delay_ms = delay_ms * 2 > REARM_MAX_MS ? REARM_MAX_MS :
+								 delay_ms * 2;
 			continue;
 		}
+		if (r == -EINTR)
+			continue;
 		if (r < 0) {
-			what = STOP_FATAL;
+			mc_log_errno(MC_LOG_ERR, r,
+				     "fuse ring: cannot wait on the ring of CPU %u: its worker stops; restart the daemon with --fuse-ring off if that CPU's requests hang",
+				     w->qid);
 			break;
 		}
 		res = cqe->res;
 		ud = cqe->user_data;
 		io_uring_cqe_seen(&w->uring, cqe);
+		if (res >= 0 && ud != STOP_USER_DATA && ud != WAKE_USER_DATA)
+			delay_ms = REARM_FIRST_MS;
 		what = on_completion(w, ud, res);
-	} while (what == GO_ON);
-	worker_gone(w, what == STOP_FATAL);
+	}
+	atomic_store(&w->unique, 0);
+	atomic_fetch_sub(&ring->alive[w->qid], 1);
 	return NULL;
 }
 
@@ -694,6 +669,30 @@ static void go(struct mc_fuse_ring *r, int how)
 	pthread_mutex_unlock(&r->go_lock);
 }
 
+/*
+ * A reply could not be submitted, and with it went the entry's command:
+ * the worker must register the entry again.  It looks after its own
+ * requests; a reply from another thread wakes it (best effort: the ring
+ * that refused the commit may refuse this too, and then only an unmount
+ * frees that entry's next caller).
+ */
+static void lost_commit(struct ring_worker *w)
+{
+	struct io_uring_sqe *sqe;
+
+	atomic_store(&w->lost, true);
+	if (pthread_equal(pthread_self(), w->thread))
+		return;
+	pthread_mutex_lock(&w->lock);
+	sqe = get_sqe_locked(w);
+	if (sqe) {
+		io_uring_prep_nop(sqe);
+		sqe->user_data = WAKE_USER_DATA;
+		(void)submit_locked(w);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
 /* Commit a reply to w's entry and ask for the next request. */
 static ssize_t commit(struct ring_worker *w, const struct iovec *iov,
 		      int count, uint64_t unique)
@@ -723,6 +722,7 @@ static ssize_t commit(struct ring_worker *w, const struct iovec *iov,
 	r = submit_cmd(w, CMD_COMMIT_AND_FETCH, unique);
 out:
 	if (r < 0) {
+		lost_commit(w);
 		errno = -r;
 		return -1;
 	}
@@ -787,22 +787,36 @@ bool mc_fuse_ring_active(const struct mc_fuse_ring *r)
 	return r && atomic_load(&r->requests) > 0;
 }
 
+/* The worker the calling thread is, or NULL. */
+static struct ring_worker *worker_self(struct mc_fuse_ring *r)
+{
+	pthread_t self = pthread_self();
+	unsigned i;
+
+	for (i = 0; i < r->nworkers; i++)
+		if (r->workers[i].started &&
+		    pthread_equal(r->workers[i].thread, self))
+			return &r->workers[i];
+	return NULL;
+}
+
 int mc_fuse_ring_hold(struct mc_fuse_ring *r)
 {
-	unsigned held;
-	int cpu;
+	struct ring_worker *w;
+	unsigned held, q;
 
-	if (!mc_fuse_ring_active(r) || atomic_load(&r->fell_back))
+	if (!mc_fuse_ring_active(r))
 		return -ENOTCONN;
-	cpu = sched_getcpu();
-	if (cpu < 0 || (unsigned)cpu >= r->nqueues)
-		return -EBUSY;
-	held = atomic_fetch_add(&r->held[cpu], 1);
-	if (held + 2 > atomic_load(&r->alive[cpu])) {
-		atomic_fetch_sub(&r->held[cpu], 1);
+	w = worker_self(r);
+	if (!w)
+		return -ENOTCONN;	/* a request that came over /dev/fuse */
+	q = w->qid;
+	held = atomic_fetch_add(&r->held[q], 1);
+	if (held + 2 > atomic_load(&r->alive[q])) {
+		atomic_fetch_sub(&r->held[q], 1);
 		return -EBUSY;
 	}
-	return cpu;
+	return (int)q;
 }
 
 void mc_fuse_ring_unhold(struct mc_fuse_ring *r, int hold)

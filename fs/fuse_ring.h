@@ -22,12 +22,11 @@
  * own loop keeps running.
  *
  * Failures: anything that fails before the INIT reply leaves the
- * connection on /dev/fuse, and a refused registration makes the kernel
- * fall back by itself.  A request that does not parse, or a reply that
- * does not fit its entry, is answered EIO.  A refused commit (its request
- * was interrupted) registers the entry again.  A CPU whose last worker
- * fails would leave its callers waiting, so the ring then sends the kernel
- * a registration it must refuse, and everything goes to /dev/fuse.
+ * connection on /dev/fuse.  A request that does not parse, or a reply that
+ * does not fit its entry, is answered EIO.  Once the kernel uses the ring
+ * it queues each request on its caller's CPU for good, so a worker never
+ * leaves its queue: an entry lost to a refused command is registered
+ * again, backing off up to a second.
  */
 #ifndef MC_FUSE_RING_H
 #define MC_FUSE_RING_H
