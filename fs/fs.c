@@ -182,6 +182,9 @@ static void reply_entry(fuse_req_t req, const struct mc_ns_attr *a,
 
 /* How long a rewrite's close waits for its old name to leave the caches. */
 #define REWRITE_INVAL_NS (250 * 1000000ull)
+/* How long a stop waits for an invalidation under way before aborting. */
+#define INVAL_STOP_S 2
+#define MC_FUSECTL "/sys/fs/fuse/connections"
 
 static struct timespec monotonic_in(uint64_t ns)
 {
@@ -2335,15 +2338,60 @@ out_free:
 	return r;
 }
 
+/*
+ * Fail every request of our connection, through fusectl (mounted here if
+ * nobody did).  The last resort of a stop: see stop_inval_thread().
+ */
+static void abort_connection(struct mc_fs *fs)
+{
+	char path[96];
+	int fd, r = -ENOENT;
+
+	if (fs->conn_minor != 0) {
+		if (access(MC_FUSECTL "/version", F_OK) != 0 &&
+		    mount("fusectl", MC_FUSECTL, "fusectl", 0, NULL) < 0)
+			mc_log_errno(MC_LOG_INFO, -errno,
+				     "stop: cannot mount fusectl at " MC_FUSECTL);
+		snprintf(path, sizeof(path), MC_FUSECTL "/%u/abort",
+			 fs->conn_minor);
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		r = fd < 0 ? -errno : 0;
+		if (fd >= 0 && write(fd, "1", 1) != 1)
+			r = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (r < 0)
+		mc_log_errno(MC_LOG_ERR, r,
+			     "stop: cannot abort the FUSE connection of '%s': the daemon may hang; run 'umount -f %s' as root",
+			     fs->mountpoint, fs->mountpoint);
+}
+
+/*
+ * The inval thread may be inside the kernel, sending an invalidation that
+ * waits for a directory lock a lookup holds, while nobody is left to
+ * answer that lookup (the loop over /dev/fuse has ended).  Give it a
+ * moment, then fail the connection's requests so that it returns.
+ */
 static void stop_inval_thread(struct mc_fs *fs)
 {
+	struct timespec until;
+
 	if (!fs->inval_running)
 		return;
 	pthread_mutex_lock(&fs->inval_lock);
 	fs->inval_stop = true;
 	pthread_cond_signal(&fs->inval_cond);
 	pthread_mutex_unlock(&fs->inval_lock);
-	pthread_join(fs->inval_thread, NULL);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += INVAL_STOP_S;
+	if (pthread_timedjoin_np(fs->inval_thread, NULL, &until) != 0) {
+		mc_log(MC_LOG_WARNING,
+		       "stop: an entry invalidation of '%s' waits on a request nobody serves any more: aborting the connection",
+		       fs->mountpoint);
+		abort_connection(fs);
+		pthread_join(fs->inval_thread, NULL);
+	}
 	fs->inval_running = false;
 }
 
@@ -2613,6 +2661,7 @@ int mc_fs_mount(struct mc_fs *fs, const char *mountpoint, const char *fuse_opts)
 	if (find_own_mount(mountpoint, &m) == 1) {
 		raise_readahead(&m);
 		fs->mnt_id = m.id;
+		fs->conn_minor = m.major == 0 ? m.minor : 0;
 		/* root only (open_tree); without it readers just ask more */
 		r = geteuid() == 0 ? mc_attr_warmer_new(&fs->warmer, fs->ns,
 							 m.point, m.id) :
@@ -2683,8 +2732,9 @@ out:
 	mc_fuse_ring_free(fs->ring);
 	fs->ring = NULL;
 	fuse_session_unmount(fs->se);
-	/* after the unmount, which fails a GETATTR it may be waiting for */
-	mc_attr_warmer_free(fs->warmer);
-	fs->warmer = NULL;
+	/*
+	 * Not the warmer yet: it may wait in a GETATTR nobody serves now.
+	 * mc_fs_free() stops it once closing /dev/fuse failed that.
+	 */
 	return r;
 }

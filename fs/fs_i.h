@@ -90,6 +90,7 @@ struct mc_fs {
 	struct mc_attr_warmer *warmer;	/* NULL when it cannot work */
 	struct mc_fuse_ring *ring;	/* NULL with --fuse-ring off */
 	int mnt_id;			/* the kernel's id of our mount, -1 unknown */
+	unsigned conn_minor;	/* its connection in fusectl, 0 unknown */
 	struct mc_lookup_cache looked_up; /* for the OPEN after a LOOKUP */
 };
 
