@@ -12,6 +12,7 @@ MC_TEST_TIMEOUT=120
 . "${MC_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 mc_require_root_fuse
+mc_require_python
 [ -e /sys/module/fuse/parameters/enable_uring ] ||
 	skip "this kernel has no FUSE over io_uring (Linux 6.14+ with CONFIG_FUSE_IO_URING)"
 
@@ -114,13 +115,53 @@ fi
 for pid in "${pids[@]}"; do
 	wait "$pid" || fail "a rewriter or prober failed"
 done
+[ "$(mc_status fuse_ring)" = yes ] ||
+	fail "--threads 4: fuse_ring: $(mc_status fuse_ring), want yes (the case needs the ring)"
+total=0
 for i in 1 2 3 4 5 6; do
 	n=$(cat "$MC_TEST_DIR/rewrites.$i")
-	[ "$n" -gt 20 ] || fail "rewriter $i made only $n rewrites in 4 s"
+	# a stuck rewriter makes a handful at most; a slow CI host still dozens
+	[ "$n" -ge 3 ] || fail "rewriter $i made only $n rewrites in 4 s"
+	# a fresh open finds the last rewrite: the old name left the caches
 	[ "$(cat "$RW/f$i")" = "$n" ] ||
 		fail "$RW/f$i holds '$(cat "$RW/f$i")', want its last rewrite $n"
+	total=$((total + n))
 done
-note "rewrites against lookups on CPU 0: $(cat "$MC_TEST_DIR"/rewrites.* | awk '{ s += $1 } END { print s }') rewrites, late_invalidations $(mc_status late_invalidations)"
+late=$(mc_status late_invalidations)
+note "rewrites against lookups on CPU 0: $total rewrites, late_invalidations $late"
+[ "$late" -lt "$total" ] ||
+	fail "every one of $total rewrites closed before its old name was dropped: closes never wait"
+# Once close(2) returned, the name shows the new page, also to a process
+# whose kernel had the old one cached: an O_TRUNC open without O_CREAT
+# walks the cached entry.  A close that reported itself late may show the
+# old page for a moment, by design; none should be late on a quiet mount.
+"$MC_PYTHON" - "$RW/f1" "$MNT/.mooncake/status" <<'EOF' ||
+import os, sys
+path, status = sys.argv[1], sys.argv[2]
+
+def late():
+    with open(status) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k == "late_invalidations":
+                return int(v)
+    sys.exit("no late_invalidations in the status file")
+
+stale = 0
+for i in range(50):
+    os.stat(path)
+    before = late()
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    os.write(fd, b"v%d\n" % i)
+    os.close(fd)
+    with open(path, "rb") as f:
+        got = f.read()
+    if got != b"v%d\n" % i and late() == before:
+        sys.exit("rewrite %d: read %r after close, and the close was not late" % (i, got))
+    stale += got != b"v%d\n" % i
+print("t_fuse_ring: 50 rewrites read back at once, %d late" % stale, file=sys.stderr)
+EOF
+	fail "a rewrite was not visible once its close returned"
 mc_stop
 
 # --- off: /dev/fuse only ----------------------------------------------------------
