@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,7 +63,12 @@ struct dir_slot {
 struct mc_attr_warmer {
 	struct mc_ns *ns;
 	char *mountpoint;
-	int mnt_id;
+	/*
+	 * The mount's device, not its id: ids are reused (lowest free), so
+	 * a new mount at mountpoint could take ours.  The clone pins our
+	 * superblock, so no other mount can get its device number meanwhile.
+	 */
+	dev_t dev;
 	/*
 	 * The private clone.  Its number stays valid until _free: once the
 	 * mount is gone the watcher dup2()s null_fd over it, so a warm that
@@ -88,16 +94,17 @@ int mc_attr_warmer_new(struct mc_attr_warmer **wp, struct mc_ns *ns,
 		       const char *mountpoint, int mnt_id)
 {
 	struct mc_attr_warmer *w;
+	struct statx stx;
 	int r;
 
 	*wp = NULL;
+	/* not found in mountinfo as spelled: could not tell when it goes */
 	if (mnt_id < 0 || mountpoint[0] != '/')
-		return -EINVAL;	/* could not tell when it is unmounted */
+		return -EINVAL;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	w->ns = ns;
-	w->mnt_id = mnt_id;
 	w->mountpoint = strdup(mountpoint);
 	if (!w->mountpoint) {
 		r = -ENOMEM;
@@ -120,10 +127,23 @@ int mc_attr_warmer_new(struct mc_attr_warmer **wp, struct mc_ns *ns,
 		r = -errno;
 		goto out_close_stop;
 	}
+	/*
+	 * Not fstat(): the session does not serve yet, and a GETATTR of the
+	 * root (its attributes are stale until the first one) would wait for
+	 * it forever.  The device comes from the superblock anyway.
+	 */
+	if (statx(w->clone_fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, 0,
+		  &stx) < 0) {
+		r = -errno;
+		goto out_close_clone;
+	}
+	w->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	*wp = w;
 	return 0;
+out_close_clone:
+	close(w->clone_fd);
 out_close_stop:
 	close(w->stop_fd);
 out_close_null:
@@ -150,7 +170,7 @@ static bool still_mounted(struct mc_attr_warmer *w)
 		mc_log_errno(MC_LOG_WARNING, r,
 			     "attr warmer: cannot read /proc/self/mountinfo: warming stops so that an unmount of '%s' still stops the daemon; check the open file limit",
 			     w->mountpoint);
-	return r == 1 && m.id == w->mnt_id;
+	return r == 1 && m.major == major(w->dev) && m.minor == minor(w->dev);
 }
 
 /*

@@ -24,10 +24,13 @@
  * superblock (and so the daemon) alive, so a second, small thread watches
  * the mount table: it sleeps in poll(2) on /proc/self/mountinfo, which the
  * kernel wakes on every mount or unmount (and once a second regardless),
- * and when the mount (by its id) is gone it dup2()s /dev/null over the
- * clone's descriptor.  That drops the clone's reference at once, so the
- * daemon exits right after an unmount, while the descriptor number stays
- * valid for a lookup that races it (which then fails with ENOTDIR).
+ * and when no fuse.mooncake mount at the mount point has the clone's
+ * device any more (not the mount id: ids are reused, so a new mount at the
+ * same point could take ours; the clone pins our device number), it
+ * dup2()s /dev/null over the clone's descriptor.  That drops the clone's
+ * reference at once, so the daemon exits right after an unmount, while
+ * the descriptor number stays valid for a lookup that races it (which
+ * then fails with ENOTDIR).
  *
  * Each refresh waits a few milliseconds after its request: the kernel
  * finishes a rename after the daemon's reply, and a refresh made before
@@ -48,12 +51,13 @@
 struct mc_attr_warmer;
 
 /*
- * A warmer for the FUSE mount at the absolute path mountpoint, whose id in
- * /proc/self/mountinfo is mnt_id, naming inodes through ns.  Call it after
- * the mount and before the session serves requests (cloning the mount
- * sends none).  Returns 0, -ENOMEM, or -errno of open_tree(2) (EPERM
- * without CAP_SYS_ADMIN, ENOSYS before Linux 5.2); the fs then runs
- * without one.
+ * A warmer for the FUSE mount at the absolute path mountpoint, as
+ * /proc/self/mountinfo spells it with the id mnt_id (only checked to be
+ * found, >= 0: the mount is told by its device), naming inodes through
+ * ns.  Call it after the mount and before the session serves requests
+ * (cloning the mount sends none).  Returns 0, -ENOMEM, -EINVAL, or -errno
+ * of open_tree(2) (EPERM without CAP_SYS_ADMIN, ENOSYS before Linux 5.2)
+ * or fstat(2); the fs then runs without one.
  */
 int mc_attr_warmer_new(struct mc_attr_warmer **wp, struct mc_ns *ns,
 		       const char *mountpoint, int mnt_id);
