@@ -82,7 +82,9 @@ static void read_owner(int fd, char *buf, size_t len, const char **pidp,
  * After `umount MNT` the old daemon still holds the lock while it winds
  * down (it closes the store and the pool last), so `umount MNT && mooncaked
  * ... MNT` would be refused.  An owner whose mount is gone is exiting:
- * wait for it.  One whose mount is there, or that recorded none, is not.
+ * wait for it.  One whose mount is there, or that recorded none, is not;
+ * nor one that was still starting and mounts while we wait (checked on
+ * every retry, or it would cost the full wait).
  * 0 with the lock taken, -EBUSY, or flock(2)'s -errno.
  */
 static int wait_for_exiting_owner(int fd, const char *pid, const char *mnt)
@@ -102,6 +104,8 @@ static int wait_for_exiting_owner(int fd, const char *pid, const char *mnt)
 			return 0;
 		if (errno != EWOULDBLOCK)
 			return -errno;
+		if (mc_mountinfo_find(mnt, "fuse.mooncake", &m) == 1)
+			return -EBUSY;
 	}
 	return -EBUSY;
 }
