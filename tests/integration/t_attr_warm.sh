@@ -4,8 +4,9 @@
 # trip: after a direct write and after SGLang's tmp+rename.  And the
 # warmer's private clone of the mount never keeps `umount MOUNTPOINT` from
 # working: the unmount succeeds right after writes and the daemon exits by
-# itself within 400 ms; `umount MNT && mooncaked ... MNT` right away works
-# and keeps the pages.
+# itself (median of five rounds within 400 ms); `umount MNT && mooncaked
+# ... MNT` while the old daemon still holds the state directory works and
+# keeps the pages.
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
 MC_TEST_TIMEOUT=60
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -93,8 +94,11 @@ umount_exit() {
 }
 
 # The watcher hears of the unmount from the kernel at once; a poll (every
-# 500 ms, formerly) shows up here as a late exit.  Several rounds, so that
-# a poll that happened to come right after the umount cannot pass.
+# 500 ms, formerly: ~510 ms in every round) shows up here as a late exit.
+# The median of five rounds, so that neither a poll that happened to come
+# right after the umount nor one round slowed by a loaded host decides;
+# each round still within 1500 ms.
+exit_ms=()
 for round in 1 2 3 4 5; do
 	for i in 1 2 3 4 5 6 7 8; do
 		head -c 65536 /dev/urandom >"$MNT/kv/last$i.bin" ||
@@ -102,32 +106,42 @@ for round in 1 2 3 4 5; do
 	done
 	umount_exit "round $round: umount right after writes"
 	note "round $round: mooncaked exited $EXIT_MS ms after umount"
-	[ "$EXIT_MS" -le 400 ] ||
-		fail "round $round: mooncaked exited $EXIT_MS ms after umount, want at most 400"
+	[ "$EXIT_MS" -le 1500 ] ||
+		fail "round $round: mooncaked exited $EXIT_MS ms after umount, want at most 1500"
+	exit_ms+=("$EXIT_MS")
 	mc_start --global-segment-size 256MiB
 	for i in 1 2 3 4 5 6 7 8; do
 		[ "$(stat -c %s "$MNT/kv/last$i.bin")" = 65536 ] ||
 			fail "round $round: last$i.bin lost over the umount"
 	done
 done
+median=$(printf '%s\n' "${exit_ms[@]}" | sort -n | sed -n 3p)
+[ "$median" -le 400 ] ||
+	fail "mooncaked exited a median $median ms after umount (${exit_ms[*]}), want at most 400"
 
 # --- a restart right after umount waits for the old daemon -----------------
 
 # `umount MNT && mooncaked ... MNT`: the old daemon still holds the state
-# directory's lock while it exits; the new one must wait, not refuse.
+# directory's lock while it exits; the new one must wait, not refuse.  The
+# old daemon is stopped across the umount, so the new one surely finds the
+# lock held (a plain umount waits for the stopped daemon's answer; -l does
+# not), and continued 0.3 s after the new one started.
 head -c 1000000 /dev/urandom >"$MC_TEST_DIR/keep.src" || hard_error "keep.src"
 cp "$MC_TEST_DIR/keep.src" "$MNT/kv/keep.bin" || fail "write keep.bin"
-for round in 1 2 3; do
-	old=$MC_PID
-	umount "$MNT" || fail "restart $round: umount failed"
-	mc_start --global-segment-size 256MiB
-	mc_wait_for 5 sh -c "! kill -0 $old 2>/dev/null" ||
-		fail "restart $round: the old mooncaked still runs 5 s after its umount"
-	wait "$old"
-	rc=$?
-	[ $rc -eq 0 ] || fail "restart $round: the old mooncaked exited with status $rc"
-	cmp "$MC_TEST_DIR/keep.src" "$MNT/kv/keep.bin" ||
-		fail "restart $round: keep.bin differs after umount and an immediate restart"
-done
+old=$MC_PID
+kill -STOP "$old" || hard_error "cannot stop mooncaked $old"
+umount -l "$MNT" || { kill -CONT "$old"; fail "restart: umount -l failed"; }
+# mc_start waits until the new daemon serves; the old one goes on meanwhile
+{ sleep 0.3; kill -CONT "$old"; } &
+cont=$!
+mc_start --global-segment-size 256MiB
+wait "$cont"
+mc_wait_for 5 sh -c "! kill -0 $old 2>/dev/null" ||
+	fail "restart: the old mooncaked still runs 5 s after its umount"
+wait "$old"
+rc=$?
+[ $rc -eq 0 ] || fail "restart: the old mooncaked exited with status $rc"
+cmp "$MC_TEST_DIR/keep.src" "$MNT/kv/keep.bin" ||
+	fail "restart: keep.bin differs after umount and an immediate restart"
 
 mc_done
