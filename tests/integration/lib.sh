@@ -126,14 +126,18 @@ mc_is_mounted() { [ -n "$(mc__mount_ids "$1" "${2:-}")" ]; }
 # mc_abort_mount PATH: fail every request of the FUSE connection of the
 # topmost mount at PATH, so that callers a deadlocked daemon keeps in the
 # kernel return (killing the daemon does not free them: a thread of it
-# waits in the kernel too).
+# waits in the kernel too).  A hard error when it cannot: the cleanup
+# would hang on those callers.
 mc_abort_mount() {
 	local dev
 	mountpoint -q /sys/fs/fuse/connections ||
 		mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null
 	dev=$(awk -v mp="$1" '$5 == mp { split($3, d, ":"); n = d[2] }
 		END { print n }' /proc/self/mountinfo)
-	[ -n "$dev" ] && echo 1 >"/sys/fs/fuse/connections/$dev/abort"
+	[ -n "$dev" ] ||
+		hard_error "mc_abort_mount: no mount at '$1' in /proc/self/mountinfo (not mounted, or a path mountinfo escapes): cannot abort its FUSE connection"
+	echo 1 2>/dev/null >"/sys/fs/fuse/connections/$dev/abort" ||
+		hard_error "mc_abort_mount: cannot write /sys/fs/fuse/connections/$dev/abort for '$1' (fusectl mounted? a FUSE mount?)"
 }
 
 # Lazy-unmount every mount at or below $1, deepest first.
