@@ -62,6 +62,8 @@
 
 /* How long a lookup waits for a closing writer's commit. */
 #define COMMIT_WAIT_NS (2ull * 1000000000ull)
+/* How long a rewrite waits for the RELEASEs of descriptors just closed. */
+#define RELEASE_WAIT_NS (200ull * 1000000ull)
 /* An OPEN this soon after its LOOKUP uses the attributes the lookup got. */
 #define LOOKED_UP_NS (100ull * 1000000ull)
 
@@ -544,6 +546,24 @@ static bool hidden_from(struct mc_fs *fs, uint64_t ino, pid_t pid)
  * unlink) wait for that commit, so "close, then rename" (SGLang's
  * tmp+rename) never finds the name missing.
  */
+/*
+ * close(2) returns before its RELEASE reaches us, so a page its reader has
+ * just closed may still count as open here, and a rewrite of an open page
+ * fails with ETXTBSY: give those RELEASEs a moment.
+ */
+static void wait_for_releases(struct mc_fs *fs, uint64_t ino)
+{
+	uint64_t deadline = mc_fs_now_ns(CLOCK_MONOTONIC) + RELEASE_WAIT_NS;
+	struct mc_inode *in;
+
+	mc_inode_table_lock(fs->itab);
+	while ((in = mc_inode_find_locked(fs->itab, ino)) &&
+	       (in->nopen > 0 || in->rewriter) &&
+	       mc_inode_wait_locked(fs->itab, deadline) == 0)
+		;
+	mc_inode_table_unlock(fs->itab);
+}
+
 static void wait_for_closing(struct mc_fs *fs, uint64_t parent,
 			     const char *name)
 {
@@ -702,6 +722,23 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 /* ---- namespace operations --------------------------------------------- */
 
+/*
+ * How long the kernel may keep the name parent/name.  Not at all while a
+ * write that will replace it is in progress: the rewrite's close drops the
+ * name from the caches, but a lookup between that and its commit would
+ * cache the old page again, and a reader after close(2) would find it.
+ */
+static double entry_timeout_of(struct mc_fs *fs, uint64_t parent,
+			       const char *name)
+{
+	bool rewriting;
+
+	mc_inode_table_lock(fs->itab);
+	rewriting = mc_inode_find_write_locked(fs->itab, parent, name) != NULL;
+	mc_inode_table_unlock(fs->itab);
+	return rewriting ? 0 : fs->params.entry_timeout_s;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct mc_fs *fs = fs_from_req(req);
@@ -734,7 +771,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (S_ISREG(a.mode))
 			mc_lookup_cache_put(&fs->looked_up, &a,
 					    mc_fs_now_ns(CLOCK_MONOTONIC));
-		reply_entry(req, &a, fs->params.entry_timeout_s);
+		reply_entry(req, &a, entry_timeout_of(fs, parent, name));
 		return;
 	}
 	if (r == -ENOENT) {
@@ -1298,6 +1335,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return;
 		}
 		undecided = true;
+		wait_for_releases(fs, ino);
 	}
 
 	/* bytes on another host: bring them here first, with no lock held */
@@ -1755,6 +1793,8 @@ static struct mc_inode *unref_committed_locked(struct mc_fs *fs,
 					       struct mc_inode *in, bool *last)
 {
 	*last = --in->nopen == 0;
+	if (*last)
+		mc_inode_wake_locked(fs->itab);	/* a rewrite may wait */
 	/* a reader that came during the commit: finish_write parks it */
 	if (!*last || in->state == MC_INODE_COMMITTING)
 		return NULL;
@@ -1777,8 +1817,10 @@ static void release_handle(struct mc_fs *fs, struct mc_handle *h, uint64_t ino)
 		return;
 	}
 	mc_inode_table_lock(fs->itab);
-	if (in->rewriter == h)
+	if (in->rewriter == h) {
 		in->rewriter = NULL;
+		mc_inode_wake_locked(fs->itab);
+	}
 	free(h);
 	if (in->state == MC_INODE_WRITING) {
 		last = --in->nopen == 0;
@@ -1909,7 +1951,8 @@ static bool dir_add(struct dir_fill *df, const char *name,
 		e.ino = a->ino;
 		e.generation = MC_FS_GENERATION;
 		if (a->ino >= MC_NS_FIRST_INO || a->ino == MC_NS_ROOT_INO)
-			e.attr_timeout = e.entry_timeout = df->fs->params.entry_timeout_s;
+			e.attr_timeout = e.entry_timeout =
+				entry_timeout_of(df->fs, a->parent, name);
 		n = fuse_add_direntry_plus(df->req, df->buf + df->used,
 					   df->size - df->used, name, &e, next);
 	} else {

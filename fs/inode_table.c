@@ -84,20 +84,33 @@ struct mc_inode *mc_inode_find_locked(struct mc_inode_table *tab, uint64_t ino)
 	return in;
 }
 
-struct mc_inode *mc_inode_find_closing_locked(struct mc_inode_table *tab,
-					      uint64_t parent, const char *name)
+static struct mc_inode *find_write(struct mc_inode_table *tab, uint64_t parent,
+				   const char *name, bool closing_only)
 {
 	/*
 	 * Writes in progress are few (a handful per writer thread), so a walk
 	 * of their list is cheaper than a second index.
 	 */
 	for (struct mc_inode *in = tab->writes; in; in = in->wnext) {
-		if (in->state == MC_INODE_WRITING && !in->flushed)
+		if (closing_only && in->state == MC_INODE_WRITING &&
+		    !in->flushed)
 			continue;
 		if (in->attr.parent == parent && strcmp(in->name, name) == 0)
 			return in;
 	}
 	return NULL;
+}
+
+struct mc_inode *mc_inode_find_closing_locked(struct mc_inode_table *tab,
+					      uint64_t parent, const char *name)
+{
+	return find_write(tab, parent, name, true);
+}
+
+struct mc_inode *mc_inode_find_write_locked(struct mc_inode_table *tab,
+					    uint64_t parent, const char *name)
+{
+	return find_write(tab, parent, name, false);
 }
 
 struct mc_inode *mc_inode_add_locked(struct mc_inode_table *tab, uint64_t ino)
@@ -206,6 +219,11 @@ void mc_inode_remove_locked(struct mc_inode_table *tab, struct mc_inode *in)
 		*pp = in->next;
 	in->next = NULL;
 	unlist_write(in);
+	pthread_cond_broadcast(&tab->cond);
+}
+
+void mc_inode_wake_locked(struct mc_inode_table *tab)
+{
 	pthread_cond_broadcast(&tab->cond);
 }
 

@@ -68,6 +68,10 @@ struct mc_inode *mc_inode_find_closing_locked(struct mc_inode_table *tab,
 					      uint64_t parent,
 					      const char *name);
 
+/* Find any write in progress that will commit as (parent, name). */
+struct mc_inode *mc_inode_find_write_locked(struct mc_inode_table *tab,
+					    uint64_t parent, const char *name);
+
 /* Add a zeroed inode for ino (fd -1): NULL on ENOMEM. */
 struct mc_inode *mc_inode_add_locked(struct mc_inode_table *tab, uint64_t ino);
 
@@ -99,6 +103,9 @@ void mc_inode_end_write_locked(struct mc_inode_table *tab, struct mc_inode *in);
 /* Unlink from the table and wake waiters; the caller frees it. */
 void mc_inode_remove_locked(struct mc_inode_table *tab, struct mc_inode *in);
 void mc_inode_free(struct mc_inode *in);
+
+/* Wake the waiters of mc_inode_wait_locked(): an open went away. */
+void mc_inode_wake_locked(struct mc_inode_table *tab);
 
 /* Wait for a broadcast until deadline (CLOCK_MONOTONIC ns): 0 or -ETIMEDOUT. */
 int mc_inode_wait_locked(struct mc_inode_table *tab, uint64_t deadline_ns);
