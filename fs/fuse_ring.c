@@ -280,6 +280,21 @@ static int resubmit(struct ring_worker *w)
 	return submit_cmd(w, cmd, id);
 }
 
+/* A completion that tells the worker something (ud): best effort. */
+static void post_nop(struct ring_worker *w, uint64_t ud)
+{
+	struct io_uring_sqe *sqe;
+
+	pthread_mutex_lock(&w->lock);
+	sqe = get_sqe_locked(w);
+	if (sqe) {
+		io_uring_prep_nop(sqe);
+		sqe->user_data = ud;
+		(void)submit_locked(w);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
 /* One line per failing worker would flood the log on a big machine. */
 static bool first_warning(struct mc_fuse_ring *r)
 {
@@ -509,7 +524,6 @@ static void worker_release(struct ring_worker *w)
  */
 static void workers_free(struct mc_fuse_ring *r)
 {
-	struct io_uring_sqe *sqe;
 	struct ring_worker *w;
 	unsigned i;
 
@@ -522,14 +536,7 @@ static void workers_free(struct mc_fuse_ring *r)
 		w = &r->workers[i];
 		if (!w->started)
 			continue;
-		pthread_mutex_lock(&w->lock);
-		sqe = get_sqe_locked(w);
-		if (sqe) {
-			io_uring_prep_nop(sqe);
-			sqe->user_data = STOP_USER_DATA;
-			(void)submit_locked(w);
-		}
-		pthread_mutex_unlock(&w->lock);
+		post_nop(w, STOP_USER_DATA);
 		pthread_join(w->thread, NULL);
 	}
 	/* closing a ring cancels the entry it still had armed */
@@ -678,19 +685,9 @@ static void go(struct mc_fuse_ring *r, int how)
  */
 static void lost_commit(struct ring_worker *w)
 {
-	struct io_uring_sqe *sqe;
-
 	atomic_store(&w->lost, true);
-	if (pthread_equal(pthread_self(), w->thread))
-		return;
-	pthread_mutex_lock(&w->lock);
-	sqe = get_sqe_locked(w);
-	if (sqe) {
-		io_uring_prep_nop(sqe);
-		sqe->user_data = WAKE_USER_DATA;
-		(void)submit_locked(w);
-	}
-	pthread_mutex_unlock(&w->lock);
+	if (!pthread_equal(pthread_self(), w->thread))
+		post_nop(w, WAKE_USER_DATA);
 }
 
 /* Commit a reply to w's entry and ask for the next request. */
