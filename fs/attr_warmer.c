@@ -91,20 +91,19 @@ struct mc_attr_warmer {
 };
 
 int mc_attr_warmer_new(struct mc_attr_warmer **wp, struct mc_ns *ns,
-		       const char *mountpoint, int mnt_id)
+		       const char *mountpoint, dev_t dev)
 {
 	struct mc_attr_warmer *w;
-	struct statx stx;
 	int r;
 
 	*wp = NULL;
-	/* not found in mountinfo as spelled: could not tell when it goes */
-	if (mnt_id < 0 || mountpoint[0] != '/')
-		return -EINVAL;
+	if (mountpoint[0] != '/')
+		return -EINVAL;	/* could not tell when it is unmounted */
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	w->ns = ns;
+	w->dev = dev;
 	w->mountpoint = strdup(mountpoint);
 	if (!w->mountpoint) {
 		r = -ENOMEM;
@@ -127,23 +126,10 @@ int mc_attr_warmer_new(struct mc_attr_warmer **wp, struct mc_ns *ns,
 		r = -errno;
 		goto out_close_stop;
 	}
-	/*
-	 * Not fstat(): the session does not serve yet, and a GETATTR of the
-	 * root (its attributes are stale until the first one) would wait for
-	 * it forever.  The device comes from the superblock anyway.
-	 */
-	if (statx(w->clone_fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, 0,
-		  &stx) < 0) {
-		r = -errno;
-		goto out_close_clone;
-	}
-	w->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	*wp = w;
 	return 0;
-out_close_clone:
-	close(w->clone_fd);
 out_close_stop:
 	close(w->stop_fd);
 out_close_null:

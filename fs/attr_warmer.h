@@ -45,6 +45,7 @@
 #define MC_ATTR_WARMER_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ns.h"
 
@@ -52,15 +53,14 @@ struct mc_attr_warmer;
 
 /*
  * A warmer for the FUSE mount at the absolute path mountpoint, as
- * /proc/self/mountinfo spells it with the id mnt_id (only checked to be
- * found, >= 0: the mount is told by its device), naming inodes through
- * ns.  Call it after the mount and before the session serves requests
- * (cloning the mount sends none).  Returns 0, -ENOMEM, -EINVAL, or -errno
- * of open_tree(2) (EPERM without CAP_SYS_ADMIN, ENOSYS before Linux 5.2)
- * or fstat(2); the fs then runs without one.
+ * /proc/self/mountinfo spells it, whose device is dev (the mount is told
+ * by it), naming inodes through ns.  Call it after the mount and before
+ * the session serves requests (cloning the mount sends none).  Returns 0,
+ * -ENOMEM, -EINVAL, or -errno of open_tree(2) (EPERM without
+ * CAP_SYS_ADMIN, ENOSYS before Linux 5.2); the fs then runs without one.
  */
 int mc_attr_warmer_new(struct mc_attr_warmer **wp, struct mc_ns *ns,
-		       const char *mountpoint, int mnt_id);
+		       const char *mountpoint, dev_t dev);
 
 /*
  * Start the warmer and the mount watcher: 0 or -errno (then neither runs

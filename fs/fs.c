@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/sysmacros.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -541,12 +542,6 @@ static bool hidden_from(struct mc_fs *fs, uint64_t ino, pid_t pid)
 }
 
 /*
- * A writer that has closed its file may not have committed yet: RELEASE
- * comes after close(2) returned.  Calls on the name (lookup, rename,
- * unlink) wait for that commit, so "close, then rename" (SGLang's
- * tmp+rename) never finds the name missing.
- */
-/*
  * close(2) returns before its RELEASE reaches us, so a page its reader has
  * just closed may still count as open here, and a rewrite of an open page
  * fails with ETXTBSY: give those RELEASEs a moment.
@@ -564,6 +559,12 @@ static void wait_for_releases(struct mc_fs *fs, uint64_t ino)
 	mc_inode_table_unlock(fs->itab);
 }
 
+/*
+ * A writer that has closed its file may not have committed yet: RELEASE
+ * comes after close(2) returned.  Calls on the name (lookup, rename,
+ * unlink) wait for that commit, so "close, then rename" (SGLang's
+ * tmp+rename) never finds the name missing.
+ */
 static void wait_for_closing(struct mc_fs *fs, uint64_t parent,
 			     const char *name)
 {
@@ -1048,10 +1049,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	memset(&d, 0, sizeof(d));
 	wait_for_closing(fs, parent, name);
 	r = mc_ns_rename(fs->ns, parent, name, newparent, newname, nsflags, &d);
-	if (r == 0)
+	if (r == 0) {
 		drop_page(fs, &d);
-	if (r == 0)	/* before the reply lets the old name be reused */
+		/* before the reply lets the old name be reused */
 		mc_attr_warmer_moved(fs->warmer, parent, name);
+	}
 	reply_err(req, r);
 	/* the kernel marked the ctime stale (tmp+rename: the final name) */
 	if (r == 0)
@@ -1575,7 +1577,7 @@ static void invalidate_rewritten(struct mc_fs *fs, uint64_t parent,
 	int hold;
 
 	if (ticket == 0) {
-		atomic_fetch_add(&fs->counters.inval_deferred, 1);
+		atomic_fetch_add(&fs->counters.late_invalidations, 1);
 		return;
 	}
 	hold = mc_fuse_ring_hold(fs->ring);
@@ -1585,10 +1587,8 @@ static void invalidate_rewritten(struct mc_fs *fs, uint64_t parent,
 		       fs->params.threads;
 	else
 		wait = hold >= 0;
-	if (!wait)
-		atomic_fetch_add(&fs->counters.inval_deferred, 1);
-	else if (inval_wait(fs, ticket, REWRITE_INVAL_NS) < 0)
-		atomic_fetch_add(&fs->counters.inval_timeouts, 1);
+	if (!wait || inval_wait(fs, ticket, REWRITE_INVAL_NS) < 0)
+		atomic_fetch_add(&fs->counters.late_invalidations, 1);
 	if (hold == -ENOTCONN)
 		atomic_fetch_sub(&fs->rewrites_closing, 1);
 	mc_fuse_ring_unhold(fs->ring, hold);
@@ -2707,7 +2707,8 @@ int mc_fs_mount(struct mc_fs *fs, const char *mountpoint, const char *fuse_opts)
 		fs->conn_minor = m.major == 0 ? m.minor : 0;
 		/* root only (open_tree); without it readers just ask more */
 		r = geteuid() == 0 ? mc_attr_warmer_new(&fs->warmer, fs->ns,
-							 m.point, m.id) :
+							 m.point,
+							 makedev(m.major, m.minor)) :
 				     -EPERM;
 		if (r < 0 && r != -EPERM)
 			mc_log_errno(MC_LOG_INFO, r,

@@ -40,8 +40,8 @@ struct mc_fs_counters {
 	atomic_uint_fast64_t fetched_bytes;
 	atomic_uint_fast64_t fetch_errors; /* fetches that failed every copy */
 	atomic_uint_fast64_t getattrs;	/* GETATTR requests, the warmer's too */
-	atomic_uint_fast64_t inval_timeouts; /* rewrites that closed before */
-	atomic_uint_fast64_t inval_deferred; /* their old name was dropped */
+	/* rewrites whose close returned before their old name was dropped */
+	atomic_uint_fast64_t late_invalidations;
 };
 
 /* Entry invalidations, sent by their own thread (see inval_thread). */

@@ -203,10 +203,10 @@ static unsigned possible_cpus(void)
 }
 
 static void prep_cmd(struct ring_worker *w, struct io_uring_sqe *sqe,
-		     uint32_t cmd, uint64_t commit_id, unsigned qid)
+		     uint32_t cmd, uint64_t commit_id)
 {
 	struct ring_cmd_req req = { .commit_id = commit_id,
-				    .qid = (uint16_t)qid };
+				    .qid = (uint16_t)w->qid };
 
 	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, w->ring->fuse_fd, w->iov, 2,
 			 0);
@@ -260,7 +260,7 @@ static int submit_cmd(struct ring_worker *w, uint32_t cmd, uint64_t commit_id)
 	}
 	w->cmd = cmd;
 	w->cmd_id = commit_id;
-	prep_cmd(w, sqe, cmd, commit_id, w->qid);
+	prep_cmd(w, sqe, cmd, commit_id);
 	r = submit_locked(w);
 out:
 	pthread_mutex_unlock(&w->lock);
@@ -629,6 +629,7 @@ out:
 		workers_free(r);
 	return ret;
 }
+
 /* The INIT reply: take the offer if the workers could be made. */
 static void take_offer(struct mc_fuse_ring *r, const struct iovec *iov,
 		       int count)

@@ -14,8 +14,8 @@
  * the kernel offers it, one io_uring per worker thread is made, each thread
  * pinned to one CPU with one ring entry (two to four workers per CPU, so
  * one request a handler keeps waiting does not stall its CPU); the INIT
- * reply accepts the offer and the threads register their entries.  A request from the ring is
- * rebuilt into the classic /dev/fuse layout and handed to deliver() (which
+ * reply accepts the offer and the threads register their entries.  A
+ * request from the ring is rebuilt into the classic /dev/fuse layout and handed to deliver() (which
  * calls fuse_session_process_buf); its reply comes back through
  * mc_fuse_ring_writev() and is committed to the entry it came from.
  * FORGET, INTERRUPT and notifications keep using /dev/fuse, so libfuse's

@@ -86,10 +86,9 @@ int mc_status_render(struct mc_fs *fs, char **bufp, size_t *lenp)
 		(unsigned long long)atomic_load(&fs->counters.fetched_bytes));
 	fprintf(f, "fetch_errors: %llu\n",
 		(unsigned long long)atomic_load(&fs->counters.fetch_errors));
-	/* rewrites whose old name stayed cached a moment after close(2) */
 	fprintf(f, "late_invalidations: %llu\n",
-		(unsigned long long)(atomic_load(&fs->counters.inval_timeouts) +
-				     atomic_load(&fs->counters.inval_deferred)));
+		(unsigned long long)atomic_load(
+			&fs->counters.late_invalidations));
 	fprintf(f, "getattrs: %llu\n",
 		(unsigned long long)atomic_load(&fs->counters.getattrs));
 	fprintf(f, "attr_warms: %llu\n",
