@@ -1457,6 +1457,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * clock needs no finer grain than a second, and skipping the store
 	 * write keeps a hot page's reopen cheap.
 	 */
+	/* passthrough reads never reach us: the open stands for them */
+	mc_reserve_busy(fs->reserve);
 	now = mc_fs_now_ns(CLOCK_REALTIME);
 	if (a.atime_ns == a.mtime_ns || now < a.atime_ns ||
 	    now - a.atime_ns >= TOUCH_GRAIN_NS)
@@ -1507,6 +1509,9 @@ static int write_all(struct mc_fs *fs, int fd, const char *buf, size_t size,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if ((n < 0 && errno == ENOSPC) || n == 0) {
+			/* free memory held resident comes before evictions */
+			if (mc_reserve_give(fs->reserve, size) > 0)
+				continue;
 			if (retried)
 				return -ENOSPC;
 			retried = true;

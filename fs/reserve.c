@@ -24,10 +24,10 @@
 /* and only once it is this far below its target, */
 #define KEEP_SLACK (64ull << 20)
 /*
- * and only after this long without a write: zeroing memory runs at memory
- * bandwidth, and the reads that follow a burst of writes need all of it.
- * Small pages count too: each growth step holds the lenders' mutex, and a
- * keeper at nice 10 beside busy CPUs held it for seconds.
+ * and only after this long without a write or an open: zeroing memory runs
+ * at memory bandwidth, and the reads that follow a burst of writes need all
+ * of it.  Small pages count too: each growth step holds the lenders' mutex,
+ * and a keeper at nice 10 beside busy CPUs held it for seconds.
  */
 #define KEEP_QUIET_NS (1000000000ull)
 
@@ -35,7 +35,7 @@ struct mc_reserve {
 	struct mc_pool *pool;
 	double high_watermark;
 	atomic_uint_fast64_t lent;	/* loans to writes in flight */
-	atomic_uint_fast64_t last_write_ns;	/* CLOCK_MONOTONIC */
+	atomic_uint_fast64_t last_busy_ns;	/* CLOCK_MONOTONIC */
 	pthread_mutex_t mutex;		/* a loan vs the keeper's growth */
 	pthread_mutex_t lock;		/* the keeper's flags */
 	pthread_cond_t cond;		/* CLOCK_MONOTONIC */
@@ -121,6 +121,12 @@ void mc_reserve_kick(struct mc_reserve *r)
 	pthread_mutex_unlock(&r->lock);
 }
 
+void mc_reserve_busy(struct mc_reserve *r)
+{
+	if (r)
+		atomic_store(&r->last_busy_ns, mono_ns());
+}
+
 uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page)
 {
 	uint64_t want = 2 * largest_page, cap, cur, cut;
@@ -136,7 +142,7 @@ uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page)
 	 * Without a loan the reserve still gives way down to its target, so
 	 * pages that grew since it was filled keep their slack.
 	 */
-	atomic_store(&r->last_write_ns, mono_ns());
+	mc_reserve_busy(r);
 	pthread_mutex_lock(&r->mutex);
 	atomic_fetch_add(&r->lent, want);
 	cap = target(r);
@@ -148,6 +154,25 @@ uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page)
 		mc_pool_reserve_resize(r->pool, cut);
 	pthread_mutex_unlock(&r->mutex);
 	return want;
+}
+
+uint64_t mc_reserve_give(struct mc_reserve *r, uint64_t bytes)
+{
+	uint64_t cur, cut;
+
+	if (!r)
+		return 0;
+	/* a step at least the keeper's slack: a growing page asks once */
+	if (bytes < KEEP_SLACK)
+		bytes = KEEP_SLACK;
+	mc_reserve_busy(r);
+	pthread_mutex_lock(&r->mutex);
+	cur = mc_pool_reserve_size(r->pool);
+	cut = cur > bytes ? cur - bytes : 0;
+	if (cut < cur && mc_pool_reserve_resize(r->pool, cut) < 0)
+		cut = cur;
+	pthread_mutex_unlock(&r->mutex);
+	return cur - cut;
 }
 
 void mc_reserve_return(struct mc_reserve *r, uint64_t loan)
@@ -181,7 +206,7 @@ static void *keeper_main(void *arg)
 			filling = true;
 		if (filling && cur + KEEP_CHUNK > cap)
 			filling = false;
-		quiet = mono_ns() - atomic_load(&r->last_write_ns) >= KEEP_QUIET_NS;
+		quiet = mono_ns() - atomic_load(&r->last_busy_ns) >= KEEP_QUIET_NS;
 		grown = filling && quiet &&
 			mc_pool_reserve_resize(r->pool, cur + KEEP_CHUNK) == 0;
 		pthread_mutex_unlock(&r->mutex);

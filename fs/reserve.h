@@ -40,6 +40,21 @@ int mc_reserve_start(struct mc_reserve *r);
 uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page);
 void mc_reserve_return(struct mc_reserve *r, uint64_t loan);
 
+/*
+ * A write found the pool full: give it at least bytes of the reserve now
+ * (a page bigger than any before outgrows its loan).  The keeper takes the
+ * memory back once writes are quiet, as far as the pages leave room.
+ * Returns the bytes given: 0 when the reserve is empty (or r is NULL).
+ */
+uint64_t mc_reserve_give(struct mc_reserve *r, uint64_t bytes);
+
+/*
+ * A page is being read (its reads may bypass the daemon): the keeper waits
+ * until writes and opens have been quiet for a second, since its zeroing
+ * takes the memory bandwidth they need.  Cheap; NULL is fine.
+ */
+void mc_reserve_busy(struct mc_reserve *r);
+
 /* Memory was freed: let the keeper grow the reserve back.  NULL is fine. */
 void mc_reserve_kick(struct mc_reserve *r);
 

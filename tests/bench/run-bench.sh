@@ -12,7 +12,9 @@
 # on a mount point of its own, runs one discarded warm-up round on each
 # target, then R rounds interleaved (mooncakefs, huge tmpfs, /dev/shm,
 # mooncakefs, ...), each round writing, reading and removing its own pages so
-# only one round's pages are held at a time.  It prints one table of medians
+# only one round's pages are held at a time.  Before each round it waits
+# (up to 60 s) for the pool's keeper to refill the memory the last round
+# freed, so no target is measured while the keeper zeroes memory.  It prints one table of medians
 # over the rounds and the issue's targets, PASS or MISS:
 #
 #	write GB/s           >= 1.5 x /dev/shm
@@ -238,6 +240,38 @@ status_value() {
 	sed -n "s/^$1:[[:space:]]*//p" "$MNT/.mooncake/status" 2>/dev/null | head -n 1
 }
 
+# keeper_done: true once the pool's keeper has nothing left to zero, that
+# is once pages + reserve are within its 64 MiB slack of the watermark
+keeper_done() {
+	awk '
+		{ v[$1] = $2 }
+		END {
+			top = v["capacity_bytes:"] * v["high_watermark_ratio:"]
+			exit !(v["used_bytes:"] + v["reserve_bytes:"] + (64 * 2 ^ 20) > top)
+		}' "$MNT/.mooncake/status" 2>/dev/null
+}
+
+# wait_quiet: let the keeper finish refilling what the last round freed.
+# Its zeroing runs at memory bandwidth; left running, it slows the native
+# targets measured next and flatters the ratios.
+# A reserve that stays put for 3 s is not being filled (--resident no, a
+# pool without one): nothing to wait for.
+wait_quiet() {
+	local i last=-1 now still=0
+	for i in $(seq 600); do
+		keeper_done && return 0
+		now=$(status_value reserve_bytes)
+		if [ "$now" = "$last" ]; then
+			still=$((still + 1))
+			[ $still -ge 30 ] && return 0
+		else
+			still=0 last=$now
+		fi
+		sleep 0.1
+	done
+	note "the pool's reserve is still refilling after 60 s: measuring anyway"
+}
+
 # --- the rounds ---------------------------------------------------------------
 
 TARGETS=(mooncakefs huge-tmpfs dev-shm)
@@ -274,11 +308,13 @@ field() {
 note "$PAGES pages x $PAGE_BYTES bytes, $ROUNDS rounds, settle $SETTLE_MS ms, pool $SEGMENT_BYTES bytes"
 note "warm-up (one discarded round per target)"
 for t in "${TARGETS[@]}"; do
+	wait_quiet
 	bench "$t" 999 /dev/null --settle-ms 0
 done
 : >"$RESULTS"
 for r in $(seq "$ROUNDS"); do
 	for t in "${TARGETS[@]}"; do
+		wait_quiet
 		bench "$t" "$r" "$WORK/round.json" --settle-ms "$SETTLE_MS"
 		line=$(cat "$WORK/round.json")
 		printf '%s\n' "$line" >>"$RESULTS"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # t_limits: the daemon stays within its means.  An idle daemon uses no CPU
-# once its reserve is filled (its keeper once spun on a wrong clock), small
-# pages get room past a full reserve, and a
+# once its reserve is filled (its keeper once spun on a wrong clock), the
+# keeper waits while pages are read, small pages get room past a full
+# reserve, and a
 # low open-file limit does not wedge it: idle pages keep descriptors, and
 # more pages than the limit allows are written and read back (it once
 # failed every open with EMFILE after ~1012 pages).
@@ -31,6 +32,31 @@ hz=$(getconf CLK_TCK)
 	fail "an idle daemon used $((t1 - t0)) ticks of CPU in 2 s (CLK_TCK $hz)"
 grep -q '^Max open files  *[0-9]* *512 ' "/proc/$MC_PID/limits" ||
 	hard_error "the daemon did not get the 512 descriptor hard limit"
+
+# --- the keeper leaves the memory bandwidth to readers -----------------------
+
+# Removing 96 MiB of pages leaves the keeper 96 MiB to zero, more than its
+# 64 MiB slack; it would start a second after the last write, under the
+# reads that follow (passthrough: the daemon sees only their opens).  While
+# a page is opened every 0.2 s it must wait; after, refill.
+mkdir "$MNT/big" || fail "mkdir big"
+for i in 0 1 2 3 4; do
+	dd if=/dev/urandom of="$MNT/big/p$i" bs=1M count=24 status=none ||
+		fail "writing 24 MiB page $i"
+done
+rm "$MNT/big/p1" "$MNT/big/p2" "$MNT/big/p3" "$MNT/big/p4" || fail "removing four pages"
+r0=$(mc_status reserve_bytes)
+for i in $(seq 15); do
+	cat "$MNT/big/p0" >/dev/null || fail "reading a 24 MiB page"
+	sleep 0.2
+done
+r1=$(mc_status reserve_bytes)
+[ "$r1" -le "$r0" ] ||
+	fail "the keeper grew the reserve from $r0 to $r1 bytes while the pool was being read"
+reserve_above() { [ "$(mc_status reserve_bytes)" -gt "$1" ]; }
+mc_wait_for 10 reserve_above "$r1" ||
+	fail "the keeper did not refill the reserve ($r1 bytes) within 10 s of the last read"
+rm -r "$MNT/big" || fail "removing the big pages"
 
 # --- small pages do not starve behind the reserve ---------------------------
 
