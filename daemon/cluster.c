@@ -42,7 +42,8 @@ static int page_open(void *ctx, uint64_t page_id, int *fdp, uint64_t *size)
 	struct stat st;
 	int fd, r;
 
-	fd = mc_pool_open_page(pool, page_id, O_RDONLY);
+	/* or one the master took, still on its way from pending/ */
+	fd = mc_pool_open_final(pool, page_id);
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) < 0) {

@@ -1715,7 +1715,13 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 	/* other hosts check what they fetch against this */
 	if (r == 0 && cluster) {
 		r = page_crc32c(in->fd, c.size, &c.crc32c);
-		/* kept with the file for the data server; it can compute it */
+		/*
+		 * Kept with the file for the data server, before the master
+		 * hears of the page: it also says the page, still in pending/,
+		 * is final and may be served (mc_pool_open_final()).  Where
+		 * the pool keeps none, the server computes it, and a reader
+		 * sent here before the move is refused.
+		 */
 		if (r == 0)
 			(void)mc_pool_set_crc(in->fd, c.crc32c);
 	}
@@ -1725,7 +1731,7 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 	if (r == 0)
 		r = mc_ns_commit(fs->ns, &c, &replaced);
 	if (r == 0 && cluster) {
-		/* a peer sent here a moment early was refused and retries */
+		/* a peer sent here before this move is served from pending/ */
 		r2 = mc_pool_commit(fs->pool, page);
 		in_pages = r2 == 0;
 		if (r2 < 0)

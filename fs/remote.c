@@ -217,6 +217,7 @@ static int fetch_locked_out(struct mc_remote *r, uint64_t page_id, int *fdp)
 		goto out;
 	}
 	err = fetch_into(r, &rep, page_id, fd);
+	/* only now: a checksum says the bytes are final (mc_pool_open_final) */
 	if (err == 0)
 		(void)mc_pool_set_crc(fd, rep.crc32c);
 	close(fd);
@@ -357,8 +358,8 @@ static void retry_deferred(struct mc_remote *r)
 		memset(&replaced, 0, sizeof(replaced));
 		/*
 		 * The file waits in pending/ and moves to pages/ once the
-		 * master took it: a reader sent here a moment too early is
-		 * refused and retries.
+		 * master took it; a reader sent here before the move is
+		 * served from pending/ (its checksum is recorded).
 		 */
 		err = mc_ns_commit(r->fs->ns, &d->c, &replaced);
 		if (err == -EEXIST)

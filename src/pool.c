@@ -645,6 +645,40 @@ int mc_pool_free(struct mc_pool *pool, uint64_t id)
 	return 0;
 }
 
+/* dirfd/name opened read-only: fd or -errno */
+static int open_ro_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int mc_pool_open_final(struct mc_pool *pool, uint64_t id)
+{
+	char name[POOL_NAME_LEN];
+	uint32_t crc;
+	int fd;
+
+	page_name(id, name);
+	fd = open_ro_at(pool->pages_fd, name);
+	if (fd != -ENOENT)
+		return fd;
+	/*
+	 * In a cluster a written page moves to pages/ only after the master
+	 * took its commit, and the master may send a reader here before the
+	 * move: refused, the reader's open failed with ESTALE.  Its checksum
+	 * is recorded once its bytes are final, so such a page is served; a
+	 * page still being written or fetched has none and is not.
+	 */
+	fd = open_ro_at(pool->pending_fd, name);
+	if (fd >= 0 && mc_pool_get_crc(fd, &crc) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	/* moved to pages/ between the two looks */
+	return open_ro_at(pool->pages_fd, name);
+}
+
 bool mc_pool_has_page(struct mc_pool *pool, uint64_t id)
 {
 	char name[POOL_NAME_LEN];

@@ -66,6 +66,14 @@ int mc_pool_discard(struct mc_pool *pool, uint64_t id);
 /* Open pages/<id> with flags (O_RDONLY usually): fd or -errno. */
 int mc_pool_open_page(struct mc_pool *pool, uint64_t id, int flags);
 
+/*
+ * Open page id read-only to serve it to another host: pages/<id>, or
+ * pending/<id> once its checksum is recorded (mc_pool_set_crc()), which
+ * says its bytes are final and only its move to pages/ is under way.
+ * Returns the fd, or -errno: -ENOENT when this host holds no final copy.
+ */
+int mc_pool_open_final(struct mc_pool *pool, uint64_t id);
+
 /* Remove pages/<id>; open fds keep the bytes until closed.  -ENOENT is 0. */
 int mc_pool_free(struct mc_pool *pool, uint64_t id);
 
@@ -93,8 +101,9 @@ const char *mc_pool_page_path(const struct mc_pool *pool, uint64_t id,
 /*
  * The CRC-32C of a page's bytes, kept with its file (an extended
  * attribute) so whoever serves it later need not read it to know.
- * 0, or -errno (-ENOTSUP where the pool's filesystem keeps none,
- * -ENODATA when none was recorded).
+ * Record it only once the bytes are final: mc_pool_open_final() serves a
+ * pending page that has one.  0, or -errno (-ENOTSUP where the pool's
+ * filesystem keeps none, -ENODATA when none was recorded).
  */
 int mc_pool_set_crc(int fd, uint32_t crc32c);
 int mc_pool_get_crc(int fd, uint32_t *crc32c);

@@ -6,7 +6,8 @@
 # size.  B's first read moves the bytes over B's link into a copy in B's own
 # pool; B's second read is local (no page bytes cross the link).  Pages set
 # on C in the rename era read on A and B; a plain file copied in on B reads
-# the same on A and C; a page only A holds is replaced (O_TRUNC) on B and
+# the same on A and C; a page the master took but A has not yet moved out
+# of pending/ reads on C; a page only A holds is replaced (O_TRUNC) on B and
 # reads new on every host; unlink on B makes the page vanish on A and C, and
 # SGLang's clear on B frees every copy on every host.
 # ls is one of the tools under test here, so it is used on purpose:
@@ -210,6 +211,30 @@ for h in a c b; do
 	[ "$(stat -c %s "$(mc_host_mnt $h)/odd.bin")" = $((3 * MiB + 12345)) ] ||
 		fail "odd.bin on $h has size $(stat -c %s "$(mc_host_mnt $h)/odd.bin")"
 done
+
+# --- a page the master took, not yet moved out of its writer's pending/ ------
+#
+# A's daemon moves a page's file from pending/ to pages/ only once the master
+# took the commit, so another host can be sent to it in between.  Held in
+# that moment (the file put back in pending/), C's open must be served, not
+# refused: refused, it failed with ESTALE, and the kernel's one look again
+# could fall in the same moment (t_cluster_concurrent, 1 run in 5).
+
+mc_random_file "$MC_TEST_DIR/moving.bin" $((MiB + 777))
+cp "$MC_TEST_DIR/moving.bin" "$A/moving.bin" || fail "cp into A"
+mc_wait_for 3 test -f "$C/moving.bin" || fail "moving.bin from A is not seen on C"
+MOVING_ID=$(page_id "$A/moving.bin") || fail "no user.mooncake.page_id on A for moving.bin"
+PENDING_A=$(mc_host_state a)/pool/pending
+mv "$POOL_A/$MOVING_ID" "$PENDING_A/" ||
+	hard_error "cannot move page $MOVING_ID back to A's pending/"
+got=$(mc_errno read "$C/moving.bin")
+[ "$got" = OK ] ||
+	fail "read on C of a page the master took but A has not moved out of pending/ gave $got, expected the page"
+cmp -s "$MC_TEST_DIR/moving.bin" "$C/moving.bin" ||
+	fail "moving.bin read on C while in A's pending/ differs from what A wrote"
+mv "$PENDING_A/$MOVING_ID" "$POOL_A/" ||
+	hard_error "cannot move page $MOVING_ID back to A's pages/"
+rm "$A/moving.bin" || fail "unlink moving.bin on A"
 
 # --- replace on B (O_TRUNC) of a page only A holds ------------------------------
 

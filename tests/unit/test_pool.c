@@ -312,6 +312,69 @@ START_TEST(pending_pages_are_discarded_at_reopen)
 }
 END_TEST
 
+/*
+ * In a cluster a written page stays in pending/ until the master took its
+ * commit, and the master may send a reader to it before the move.
+ */
+static void final_pages_served(unsigned flags)
+{
+	struct mc_pool *pool;
+	char dir[PATH_MAX];
+	unsigned char buf[8192];
+	bool adopted;
+	int fd, rfd;
+
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, flags, &adopted),
+			 0);
+	fill(buf, sizeof(buf), 5);
+	fd = mc_pool_create(pool, 5);
+	ck_assert_int_ge(fd, 0);
+	write_all(fd, buf, sizeof(buf));
+	/* still being written (no checksum): nobody reads it */
+	ck_assert_int_eq(mc_pool_open_final(pool, 5), -ENOENT);
+	if (mc_pool_set_crc(fd, 0x5eed) == -ENOTSUP) {
+		printf("%s: the filesystem of '%s' keeps no checksums\n",
+		       __func__, dir);
+		close(fd);
+		mc_pool_close(pool);
+		return;
+	}
+	close(fd);
+	/* checksummed, as before the commit goes to the master: final */
+	rfd = mc_pool_open_final(pool, 5);
+	ck_assert_int_ge(rfd, 0);
+	check_fd_bytes(rfd, sizeof(buf), 5);
+	/* moved to pages/ while served: the same bytes, and found there */
+	ck_assert_int_eq(mc_pool_commit(pool, 5), 0);
+	check_fd_bytes(rfd, sizeof(buf), 5);
+	close(rfd);
+	rfd = mc_pool_open_final(pool, 5);
+	ck_assert_int_ge(rfd, 0);
+	check_fd_bytes(rfd, sizeof(buf), 5);
+	close(rfd);
+	/* freed, or discarded before its move: gone at once */
+	ck_assert_int_eq(mc_pool_free(pool, 5), 0);
+	ck_assert_int_eq(mc_pool_open_final(pool, 5), -ENOENT);
+	fd = mc_pool_create(pool, 6);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(mc_pool_set_crc(fd, 0x5eed), 0);
+	close(fd);
+	ck_assert_int_eq(mc_pool_discard(pool, 6), 0);
+	ck_assert_int_eq(mc_pool_open_final(pool, 6), -ENOENT);
+	mc_pool_close(pool);
+}
+
+START_TEST(a_final_page_on_its_way_to_pages_is_served)
+{
+	final_pages_served(MC_POOL_NO_MOUNT);
+	if (have_root(__func__)) {
+		ck_assert_int_eq(destroy_pools(), 0);
+		final_pages_served(MC_POOL_HUGE);
+	}
+}
+END_TEST
+
 static void free_keeps_reader(unsigned flags)
 {
 	struct mc_pool *pool;
@@ -683,6 +746,8 @@ static Suite *pool_suite(void)
 		 a_page_keeps_its_checksum_and_the_pool_its_identity);
 	add_case(s, "pending pages are discarded at reopen",
 		 pending_pages_are_discarded_at_reopen);
+	add_case(s, "a final page on its way to pages/ is served",
+		 a_final_page_on_its_way_to_pages_is_served);
 	add_case(s, "free of an open page keeps the reader's bytes",
 		 free_of_an_open_page_keeps_the_readers_bytes);
 	add_case(s, "usage reports capacity and grows in 2 MiB pages",
