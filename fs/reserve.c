@@ -121,6 +121,22 @@ void mc_reserve_kick(struct mc_reserve *r)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/*
+ * Shrink the reserve by `by`, and at least down to `cap` (the lenders'
+ * mutex held): the bytes it gave up.
+ */
+static uint64_t cut_locked(struct mc_reserve *r, uint64_t by, uint64_t cap)
+{
+	uint64_t cur = mc_pool_reserve_size(r->pool);
+	uint64_t cut = cur > by ? cur - by : 0;
+
+	if (cut > cap)
+		cut = cap;
+	if (cut < cur && mc_pool_reserve_resize(r->pool, cut) < 0)
+		cut = cur;
+	return cur - cut;
+}
+
 void mc_reserve_busy(struct mc_reserve *r)
 {
 	if (r)
@@ -129,7 +145,7 @@ void mc_reserve_busy(struct mc_reserve *r)
 
 uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page)
 {
-	uint64_t want = 2 * largest_page, cap, cur, cut;
+	uint64_t want = 2 * largest_page;
 
 	if (!r)
 		return 0;
@@ -145,20 +161,14 @@ uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page)
 	mc_reserve_busy(r);
 	pthread_mutex_lock(&r->mutex);
 	atomic_fetch_add(&r->lent, want);
-	cap = target(r);
-	cur = mc_pool_reserve_size(r->pool);
-	cut = cur > want ? cur - want : 0;
-	if (cut > cap)
-		cut = cap;
-	if (cut < cur)
-		mc_pool_reserve_resize(r->pool, cut);
+	cut_locked(r, want, target(r));
 	pthread_mutex_unlock(&r->mutex);
 	return want;
 }
 
 uint64_t mc_reserve_give(struct mc_reserve *r, uint64_t bytes)
 {
-	uint64_t cur, cut;
+	uint64_t given;
 
 	if (!r)
 		return 0;
@@ -167,12 +177,9 @@ uint64_t mc_reserve_give(struct mc_reserve *r, uint64_t bytes)
 		bytes = KEEP_SLACK;
 	mc_reserve_busy(r);
 	pthread_mutex_lock(&r->mutex);
-	cur = mc_pool_reserve_size(r->pool);
-	cut = cur > bytes ? cur - bytes : 0;
-	if (cut < cur && mc_pool_reserve_resize(r->pool, cut) < 0)
-		cut = cur;
+	given = cut_locked(r, bytes, UINT64_MAX);
 	pthread_mutex_unlock(&r->mutex);
-	return cur - cut;
+	return given;
 }
 
 void mc_reserve_return(struct mc_reserve *r, uint64_t loan)

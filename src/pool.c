@@ -625,14 +625,20 @@ int mc_pool_discard(struct mc_pool *pool, uint64_t id)
 	return 0;
 }
 
+/* dirfd/name: fd or -errno */
+static int open_at(int dirfd, const char *name, int flags)
+{
+	int fd = openat(dirfd, name, flags | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
 int mc_pool_open_page(struct mc_pool *pool, uint64_t id, int flags)
 {
 	char name[POOL_NAME_LEN];
-	int fd;
 
 	page_name(id, name);
-	fd = openat(pool->pages_fd, name, flags | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	return open_at(pool->pages_fd, name, flags);
 }
 
 int mc_pool_free(struct mc_pool *pool, uint64_t id)
@@ -645,14 +651,6 @@ int mc_pool_free(struct mc_pool *pool, uint64_t id)
 	return 0;
 }
 
-/* dirfd/name opened read-only: fd or -errno */
-static int open_ro_at(int dirfd, const char *name)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-
-	return fd < 0 ? -errno : fd;
-}
-
 int mc_pool_open_final(struct mc_pool *pool, uint64_t id)
 {
 	char name[POOL_NAME_LEN];
@@ -660,7 +658,7 @@ int mc_pool_open_final(struct mc_pool *pool, uint64_t id)
 	int fd;
 
 	page_name(id, name);
-	fd = open_ro_at(pool->pages_fd, name);
+	fd = open_at(pool->pages_fd, name, O_RDONLY);
 	if (fd != -ENOENT)
 		return fd;
 	/*
@@ -670,13 +668,13 @@ int mc_pool_open_final(struct mc_pool *pool, uint64_t id)
 	 * is recorded once its bytes are final, so such a page is served; a
 	 * page still being written or fetched has none and is not.
 	 */
-	fd = open_ro_at(pool->pending_fd, name);
+	fd = open_at(pool->pending_fd, name, O_RDONLY);
 	if (fd >= 0 && mc_pool_get_crc(fd, &crc) == 0)
 		return fd;
 	if (fd >= 0)
 		close(fd);
 	/* moved to pages/ between the two looks */
-	return open_ro_at(pool->pages_fd, name);
+	return open_at(pool->pages_fd, name, O_RDONLY);
 }
 
 bool mc_pool_has_page(struct mc_pool *pool, uint64_t id)
