@@ -1101,7 +1101,8 @@ static int start_write(struct mc_fs *fs, uint64_t parent, const char *name,
 	fd = mc_pool_create(fs->pool, page);
 	if (fd < 0)
 		return fd;
-	lent = mc_reserve_lend(fs->reserve, atomic_load(&fs->last_page_size));
+	lent = mc_reserve_lend(fs->reserve, atomic_load(&fs->last_page_size),
+			       fs->params.max_page_size);
 	mc_inode_table_lock(fs->itab);
 	in = mc_inode_add_locked(fs->itab, ino);
 	if (!in) {

@@ -200,7 +200,8 @@ static int fetch_locked_out(struct mc_remote *r, uint64_t page_id, int *fdp)
 	if (mc_pool_has_page(fs->pool, page_id))
 		return 0;
 	mc_fs_make_room(fs, rep.size);
-	lent = mc_reserve_lend(fs->reserve, rep.size);
+	/* the size is known: an empty page borrows nothing */
+	lent = mc_reserve_lend(fs->reserve, rep.size, 0);
 	fd = mc_pool_create(fs->pool, page_id);
 	if (fd >= 0 && rep.size > 0 &&
 	    fallocate(fd, 0, 0, (off_t)rep.size) < 0) {

@@ -143,13 +143,22 @@ void mc_reserve_busy(struct mc_reserve *r)
 		atomic_store(&r->last_busy_ns, mono_ns());
 }
 
-uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page)
+uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page,
+			 uint64_t max_page)
 {
 	uint64_t want = 2 * largest_page;
 
 	if (!r)
 		return 0;
-	if (largest_page < LEND_MIN_PAGE)
+	/*
+	 * The first page since the start: under passthrough its write goes
+	 * straight to the pool's tmpfs, where only the slack and the loan
+	 * are free, so a guess too small is an ENOSPC in a pool with room.
+	 * The keeper fills the reserve again once the page is closed.
+	 */
+	if (largest_page == 0)
+		want = max_page;
+	else if (largest_page < LEND_MIN_PAGE)
 		want = 0;
 	/*
 	 * Always cut the loan out of the reserve, even when free memory is

@@ -34,10 +34,13 @@ int mc_reserve_start(struct mc_reserve *r);
  * Before a write: lend it twice largest_page bytes, cut out of the reserve
  * now, so the writer faults in memory freed a moment ago; without a loan
  * (pages under 1 MiB) the reserve still shrinks to its target so pages
- * that grew since keep their slack.  Returns the loan (0 for small pages
- * or a NULL reserve), to give back with mc_reserve_return().
+ * that grew since keep their slack.  With no page written yet
+ * (largest_page 0) the loan is max_page, as much as the reserve holds:
+ * nothing says how big the page will be.  Returns the loan (0 for small
+ * pages or a NULL reserve), to give back with mc_reserve_return().
  */
-uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page);
+uint64_t mc_reserve_lend(struct mc_reserve *r, uint64_t largest_page,
+			 uint64_t max_page);
 void mc_reserve_return(struct mc_reserve *r, uint64_t loan);
 
 /*

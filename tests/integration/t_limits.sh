@@ -2,8 +2,8 @@
 # t_limits: the daemon stays within its means.  An idle daemon uses no CPU
 # once its reserve is filled (its keeper once spun on a wrong clock), the
 # keeper waits while pages are read, small pages get room past a full
-# reserve, and a
-# low open-file limit does not wedge it: idle pages keep descriptors, and
+# reserve, the first page after a start may be bigger than the slack, and
+# a low open-file limit does not wedge it: idle pages keep descriptors, and
 # more pages than the limit allows are written and read back (it once
 # failed every open with EMFILE after ~1012 pages).
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
@@ -71,6 +71,25 @@ for i in $(seq 300); do
 done
 [ "$(cat "$MNT/small/s300")" = "small 300" ] || fail "the newest small page reads back wrong"
 [ "$(mc_status evictions)" -gt 0 ] || fail "no evictions while writing 300 small pages"
+
+# --- the first page after a start may be big ---------------------------------
+
+# Under passthrough a write goes straight to the pool's tmpfs, where a full
+# reserve leaves free only the slack above the high watermark (about 26 MiB
+# of 256 MiB) and the create's loan.  The first page after a start, of a
+# size nobody has seen yet, once got no loan: 80 MiB in an empty pool
+# failed with ENOSPC.
+rm -r "$MNT/small" || fail "removing the small pages"
+mc_stop
+mc_start --global-segment-size 256MiB
+reserve_full() { [ "$(mc_status reserve_bytes)" -gt $((160 << 20)) ]; }
+mc_wait_for 30 reserve_full ||
+	hard_error "the reserve did not refill after a restart ($(mc_status reserve_bytes) bytes)"
+head -c $((80 << 20)) /dev/urandom >"$MC_TEST_DIR/first" || hard_error "cannot make 80 MiB of test data"
+cp "$MC_TEST_DIR/first" "$MNT/first" ||
+	fail "the first page since the start (80 MiB, empty 256 MiB pool) was refused"
+cmp -s "$MC_TEST_DIR/first" "$MNT/first" || fail "the first page since the start reads back wrong"
+rm "$MNT/first" "$MC_TEST_DIR/first" || fail "removing the first page"
 
 # --- more pages than descriptors ----------------------------------------------
 
