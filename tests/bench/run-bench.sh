@@ -10,7 +10,7 @@
 # private directory, mounts a native `tmpfs -o huge=always` there, makes a
 # private directory under /dev/shm, starts `daemon/mooncaked --foreground`
 # on a mount point of its own, runs one discarded warm-up round on each
-# target, then R rounds interleaved (mooncakefs, huge tmpfs, /dev/shm,
+# target, then R rounds (9 by default) interleaved (mooncakefs, huge tmpfs, /dev/shm,
 # mooncakefs, ...), each round writing, reading and removing its own pages so
 # only one round's pages are held at a time.  Before each round it waits
 # (up to 60 s) for the pool's keeper to refill the memory the last round
@@ -40,7 +40,7 @@
 set -u
 
 ME=run-bench
-ROUNDS=5
+ROUNDS=9
 PAGES=64
 PAGE_SIZE=8MiB
 SETTLE_MS=2000
