@@ -10,9 +10,9 @@
 # private directory, mounts a native `tmpfs -o huge=always` there, makes a
 # private directory under /dev/shm, starts `daemon/mooncaked --foreground`
 # on a mount point of its own, runs one discarded warm-up round on each
-# target, then R rounds (9 by default) interleaved (mooncakefs, huge tmpfs, /dev/shm,
-# mooncakefs, ...), each round writing, reading and removing its own pages so
-# only one round's pages are held at a time.  Before each round it waits
+# target, then R rounds (9 by default) interleaved (mooncakefs, huge
+# tmpfs, /dev/shm, mooncakefs, ...), each round writing, reading and removing
+# its own pages so only one round's pages are held at a time.  Before each round it waits
 # (up to 60 s) for the pool's keeper to refill the memory the last round
 # freed, so no target is measured while the keeper zeroes memory.  It prints one table of medians
 # over the rounds and the targets, PASS or MISS:

@@ -82,8 +82,7 @@ done
 rm -r "$MNT/small" || fail "removing the small pages"
 mc_stop
 mc_start --global-segment-size 256MiB
-reserve_full() { [ "$(mc_status reserve_bytes)" -gt $((160 << 20)) ]; }
-mc_wait_for 30 reserve_full ||
+mc_wait_for 30 reserve_above $((160 << 20)) ||
 	hard_error "the reserve did not refill after a restart ($(mc_status reserve_bytes) bytes)"
 head -c $((80 << 20)) /dev/urandom >"$MC_TEST_DIR/first" || hard_error "cannot make 80 MiB of test data"
 cp "$MC_TEST_DIR/first" "$MNT/first" ||
