@@ -1259,7 +1259,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct mc_ns_attr a;
 	struct mc_inode *in;
 	struct mc_handle *h;
-	bool first = false, undecided = false, grave = false;
+	bool first = false, undecided = false, grave = false, known;
 	uint64_t now;
 	int r, fd, fetched = -1;
 
@@ -1301,6 +1301,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_open_or_drop(req, fi, ino);
 		return;
 	}
+	/*
+	 * A page this host holds open or idle: the table's attributes are the
+	 * store's (a page never changes, and a drop takes it out of the table
+	 * or marks it dead), so a hot page's open skips the store.  An unlink
+	 * racing this open finds the page held, like one that came after it.
+	 */
+	known = in && in->state == MC_INODE_OPEN && !in->dead &&
+		acc == O_RDONLY;
+	if (known)
+		a = in->attr;
 	mc_inode_table_unlock(fs->itab);
 
 	/*
@@ -1309,10 +1319,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * again (a page gone since is found out by the fetch, or by the DROP
 	 * that invalidates the name).
 	 */
-	if (mc_ns_is_cluster(fs->ns) && acc == O_RDONLY &&
-	    mc_lookup_cache_take(&fs->looked_up, ino,
-				 mc_fs_now_ns(CLOCK_MONOTONIC), LOOKED_UP_NS,
-				 &a) == 0)
+	if (known)
+		r = 0;
+	else if (mc_ns_is_cluster(fs->ns) && acc == O_RDONLY &&
+		 mc_lookup_cache_take(&fs->looked_up, ino,
+				      mc_fs_now_ns(CLOCK_MONOTONIC),
+				      LOOKED_UP_NS, &a) == 0)
 		r = 0;
 	else
 		r = mc_ns_getattr(fs->ns, ino, &a);
@@ -1462,8 +1474,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	mc_reserve_busy(fs->reserve);
 	now = mc_fs_now_ns(CLOCK_REALTIME);
 	if (a.atime_ns == a.mtime_ns || now < a.atime_ns ||
-	    now - a.atime_ns >= TOUCH_GRAIN_NS)
+	    now - a.atime_ns >= TOUCH_GRAIN_NS) {
 		mc_ns_touch(fs->ns, ino, now);
+		/* the table's copy decides the next open's touch */
+		mc_inode_table_lock(fs->itab);
+		in->attr.atime_ns = now;
+		mc_inode_table_unlock(fs->itab);
+	}
 	atomic_fetch_add(&fs->counters.hits, 1);
 	/* an inode's bytes never change, so the kernel may keep its cache */
 	if (!h->passthrough)
