@@ -1090,11 +1090,21 @@ static int start_write(struct mc_fs *fs, uint64_t parent, const char *name,
 		       uint64_t replaces, struct mc_inode **inp)
 {
 	struct mc_inode *in;
-	uint64_t ino, page, lent;
+	uint64_t ino, page, lent, want;
 	int fd, r;
 
 	*inp = NULL;
-	make_room(fs, atomic_load(&fs->last_page_size));
+	/*
+	 * Room for a page up to twice the largest seen, as the reserve's loan
+	 * assumes: under passthrough a write that finds the pool's tmpfs full
+	 * fails, with no daemon in its path to evict.  A pool filled to its
+	 * watermark has no reserve left to lend, and after a restart only the
+	 * size recorded with the pool's memory knows the pages it holds.
+	 */
+	want = atomic_load(&fs->last_page_size);
+	if (want == 0)
+		want = mc_pool_largest_page(fs->pool);
+	make_room(fs, 2 * want);
 	r = mc_ns_reserve(fs->ns, &ino, &page);
 	if (r < 0)
 		return r;
@@ -1788,6 +1798,11 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 		mc_attr_warmer_warm(fs->warmer, c.parent, name);
 		if (c.size > atomic_load(&fs->last_page_size))
 			atomic_store(&fs->last_page_size, c.size);
+		r2 = mc_pool_note_page_size(fs->pool, c.size);
+		if (r2 < 0)
+			mc_log_ratelimited(MC_LOG_WARNING,
+					   "pool: cannot keep the largest page size on '%s' (%s): after a restart the first write may get ENOSPC in a full pool; check that the pool's filesystem keeps user xattrs",
+					   mc_pool_dir(fs->pool), strerror(-r2));
 		drop_page(fs, &replaced);
 		/* the kernel may still cache the name of the page replaced */
 		if (replaced.ino)

@@ -49,9 +49,11 @@ struct mc_pool {
 	int reserve_fd;		/* -1 for MC_POOL_DIR */
 	pthread_mutex_t reserve_lock;
 	_Atomic uint64_t reserve_bytes;	/* written under reserve_lock */
+	_Atomic uint64_t largest_page;	/* written under reserve_lock */
 };
 
 static int open_reserve(struct mc_pool *pool);
+static uint64_t load_largest_page(const char *dir);
 
 static void page_name(uint64_t id, char name[POOL_NAME_LEN])
 {
@@ -372,6 +374,7 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 		*adopted = had_pages;
 	}
 
+	pool->largest_page = load_largest_page(pool->dir);
 	*poolp = pool;
 	pool = NULL;
 	r = 0;
@@ -791,6 +794,50 @@ int mc_pool_segment_uuid(struct mc_pool *pool, uint8_t uuid[16])
 		r = -errno;
 out:
 	close(dfd);
+	return r;
+}
+
+/*
+ * On the pool's directory, so it lives and dies with the memory: a restart
+ * sizes its first eviction by it (a fresh start knows no page yet).
+ */
+#define POOL_LARGEST_XATTR "user.mooncake.largest_page"
+
+static uint64_t load_largest_page(const char *dir)
+{
+	char buf[24];
+	ssize_t n = getxattr(dir, POOL_LARGEST_XATTR, buf, sizeof(buf) - 1);
+	char *end;
+	unsigned long long v;
+
+	if (n <= 0)
+		return 0;	/* none recorded, or no xattrs here: guess later */
+	buf[n] = '\0';
+	v = strtoull(buf, &end, 10);
+	return *end == '\0' ? (uint64_t)v : 0;
+}
+
+uint64_t mc_pool_largest_page(struct mc_pool *pool)
+{
+	return pool->largest_page;
+}
+
+int mc_pool_note_page_size(struct mc_pool *pool, uint64_t size)
+{
+	char buf[24];
+	int r = 0;
+
+	if (size <= pool->largest_page)
+		return 0;	/* the common case: no lock, no write */
+	pthread_mutex_lock(&pool->reserve_lock);
+	if (size > pool->largest_page) {
+		pool->largest_page = size;
+		snprintf(buf, sizeof(buf), "%" PRIu64, size);
+		if (setxattr(pool->dir, POOL_LARGEST_XATTR, buf, strlen(buf),
+			     0) < 0)
+			r = -errno;
+	}
+	pthread_mutex_unlock(&pool->reserve_lock);
 	return r;
 }
 

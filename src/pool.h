@@ -94,6 +94,16 @@ int mc_pool_usage(struct mc_pool *pool, struct mc_pool_usage *out);
 int mc_pool_reserve_resize(struct mc_pool *pool, uint64_t bytes);
 uint64_t mc_pool_reserve_size(struct mc_pool *pool);
 
+/*
+ * The largest page this pool memory has committed, kept with the memory
+ * across restarts; 0 when none is known (new memory, or a filesystem with
+ * no extended attributes).  mc_pool_note_page_size() records a committed
+ * page's size when it is larger: 0, or -errno when it could not be kept
+ * (the figure still holds until the daemon stops).
+ */
+uint64_t mc_pool_largest_page(struct mc_pool *pool);
+int mc_pool_note_page_size(struct mc_pool *pool, uint64_t size);
+
 /* Write "<dir>/pages/<16 hex>" into buf; returns buf. */
 const char *mc_pool_page_path(const struct mc_pool *pool, uint64_t id,
 			      char *buf, size_t len);

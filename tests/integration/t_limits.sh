@@ -2,8 +2,9 @@
 # t_limits: the daemon stays within its means.  An idle daemon uses no CPU
 # once its reserve is filled (its keeper once spun on a wrong clock), the
 # keeper waits while pages are read, small pages get room past a full
-# reserve, the first page after a start may be bigger than the slack, and
-# a low open-file limit does not wedge it: idle pages keep descriptors, and
+# reserve, the first page after a restart into a full pool gets room, the
+# first page after a start may be bigger than the slack, and a low
+# open-file limit does not wedge it: idle pages keep descriptors, and
 # more pages than the limit allows are written and read back (it once
 # failed every open with EMFILE after ~1012 pages).
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
@@ -72,6 +73,34 @@ done
 [ "$(cat "$MNT/small/s300")" = "small 300" ] || fail "the newest small page reads back wrong"
 [ "$(mc_status evictions)" -gt 0 ] || fail "no evictions while writing 300 small pages"
 
+# --- the first page after a restart into a full pool --------------------------
+
+# Eviction at create makes room for twice the largest page seen.  A
+# restart once forgot that size, so the first page into a pool filled to
+# its watermark got only the free memory left: a page a little bigger than
+# that, yet less than twice the pages already there, failed with ENOSPC.
+rm -r "$MNT/small" || fail "removing the small pages"
+mkdir "$MNT/full" || fail "mkdir"
+for i in $(seq 8); do
+	head -c $((40 << 20)) /dev/zero >"$MNT/full/f$i" ||
+		fail "40 MiB page $i of 8 (320 MiB in a 256 MiB pool) was refused"
+done
+[ "$(mc_status evictions)" -gt 0 ] || fail "no evictions while writing 320 MiB into 256 MiB"
+mc_stop
+mc_start --global-segment-size 256MiB
+# what a writer gets without eviction: the free memory and the reserve
+room=$(($(mc_status capacity_bytes) - $(mc_status used_bytes)))
+size=$((room + (4 << 20)))
+# eviction makes room for twice the largest page and the slack above the
+# watermark: 4 pages of 40 MiB stay, and 98 MiB is within reach
+[ "$size" -le $(((80 + 24) << 20)) ] ||
+	hard_error "$room bytes were free after 320 MiB of 40 MiB pages: too many to test"
+head -c "$size" /dev/urandom >"$MC_TEST_DIR/after" || hard_error "cannot make $size bytes of test data"
+cp "$MC_TEST_DIR/after" "$MNT/full/after" ||
+	fail "the first page after a restart ($size bytes, $room free, 40 MiB pages) was refused"
+cmp -s "$MC_TEST_DIR/after" "$MNT/full/after" || fail "the first page after a restart reads back wrong"
+rm -r "$MNT/full" "$MC_TEST_DIR/after" || fail "removing the full pool's pages"
+
 # --- the first page after a start may be big ---------------------------------
 
 # Under passthrough a write goes straight to the pool's tmpfs, where a full
@@ -79,7 +108,6 @@ done
 # of 256 MiB) and the create's loan.  The first page after a start, of a
 # size nobody has seen yet, once got no loan: 80 MiB in an empty pool
 # failed with ENOSPC.
-rm -r "$MNT/small" || fail "removing the small pages"
 mc_stop
 mc_start --global-segment-size 256MiB
 mc_wait_for 30 reserve_above $((160 << 20)) ||
