@@ -4,6 +4,7 @@
 # stat probes neither pin nor refresh a page; a page held open by a reader
 # is never evicted; and when everything is held open a new page gets
 # ENOSPC quickly, never a hang and never a partial page left visible.
+# Use stays under the high watermark, and eviction starts near it.
 # ls is one of the tools under test here, so it is used on purpose:
 # shellcheck disable=SC2010,SC2012
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
@@ -64,9 +65,14 @@ done
 
 # --- the flood ----------------------------------------------------------------
 
-a_gone='' b_gone=''
+a_gone='' b_gone='' used_at_first=''
+pool_used() { df -B1 --output=used "$MNT" | tail -n 1; }
 for i in $(seq $FIRST $LAST); do
+	[ -n "$used_at_first" ] || before=$(pool_used)
 	write_page "$i"
+	if [ -z "$used_at_first" ] && [ "$(mc_status evictions)" -gt 0 ]; then
+		used_at_first=$before
+	fi
 	read_page "$i"
 	present $H || fail "page H, held open by a reader, was evicted (after page $i)"
 	if [ -z "$b_gone" ] && ! present $B; then
@@ -94,8 +100,13 @@ for i in $(seq $H $LAST); do
 	present "$i" && n_present=$((n_present + 1))
 done
 [ "$n_ls" = "$n_present" ] || fail "ls lists $n_ls pages but $n_present can be stat'ed"
-used=$(df -B1 --output=used "$MNT" | tail -n 1)
-[ "$used" -le $((64 * 1048576)) ] || fail "df shows $used bytes used in a 64 MiB pool"
+# eviction keeps the pool under its high watermark (0.9 by default), and
+# starts only near it: a create makes room for twice the largest page
+used=$(pool_used)
+[ "$used" -le $((64 * 1048576 * 9 / 10)) ] ||
+	fail "df shows $used bytes used in a 64 MiB pool: past the 0.9 high watermark"
+[ "$used_at_first" -ge $((64 * 1048576 * 9 / 10 - 3 * 4 * 1048576)) ] ||
+	fail "the first eviction came with only $used_at_first bytes of 64 MiB used: before the high watermark"
 
 # the holder still reads its page's bytes; released, the page is intact
 exec 7>&-
@@ -164,5 +175,30 @@ ls "$MNT/full" | grep -qxF "$(basename "$refused")" && fail "ls lists the refuse
 # released, the pages can be evicted again and writes succeed
 write_page 100
 read_page 100
+
+# --- a high watermark of 0.5 holds the pool at half ----------------------------
+
+# Pages of 2 MiB into 64 MiB: use never passes 32 MiB, and eviction starts
+# near it, not before (room is made for twice the largest page); at the
+# default 0.9, or evicting only when full, use would climb past 50 MiB.
+rm -rf "$MNT/ev" "$MNT/full" || fail "removing the earlier pages"
+mc_stop
+mc_start --global-segment-size 64MiB --eviction-high-watermark-ratio 0.5
+mkdir -p "$MNT/half" || fail "mkdir half"
+ev0=$(mc_status evictions) max_used=0 used_at_first=''
+for i in $(seq 40); do
+	before=$(pool_used)
+	head -c $((2 << 20)) /dev/zero >"$MNT/half/p$i" || fail "2 MiB page $i into a half-full pool was refused"
+	used=$(pool_used)
+	[ "$used" -le "$max_used" ] || max_used=$used
+	if [ -z "$used_at_first" ] && [ "$(mc_status evictions)" -gt "$ev0" ]; then
+		used_at_first=$before
+	fi
+done
+[ -n "$used_at_first" ] || fail "80 MiB through a 64 MiB pool with a 0.5 watermark and no eviction"
+[ "$max_used" -le $((32 << 20)) ] ||
+	fail "use reached $max_used bytes of 64 MiB with a high watermark of 0.5"
+[ "$used_at_first" -ge $(((32 - 3 * 2) << 20)) ] ||
+	fail "the first eviction came at $used_at_first bytes used, well below a 0.5 watermark of 64 MiB"
 
 mc_done

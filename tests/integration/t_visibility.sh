@@ -5,7 +5,9 @@
 # prefetch thread), neither by stat, open nor readdir.  A page replaced
 # (O_TRUNC rewrite, or temp file and rename) shows its old bytes until the
 # replacing close and its new ones after; its name never vanishes on the
-# way.  With FUSE passthrough and without.
+# way.  An unlinked page keeps its bytes for the descriptors open on it,
+# and an open for writing of a page held open is ETXTBSY.  With FUSE
+# passthrough and without.
 # ls is one of the tools under test here, so it is used on purpose:
 # shellcheck disable=SC2010,SC2012
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
@@ -283,6 +285,42 @@ sys.exit(1 if bad else 0)
 			>"$MC_TEST_DIR/replace.out" 2>&1 ||
 			fail "$mode: replacing a page ($how) under a prober: $(cat "$MC_TEST_DIR/replace.out")"
 	done
+
+	# --- unlink of a page held open: the name goes at once, and the
+	# descriptor opened before keeps reading every byte of it
+
+	F=$MNT/pages/gone.bin
+	cp "$SRC" "$F" || fail "$mode: cp"
+	exec {rfd}<"$F" || fail "$mode: open for reading"
+	rm "$F" || fail "$mode: unlink of a page open for reading failed"
+	expect_errno ENOENT stat "$F"
+	expect_errno ENOENT unlink "$F"
+	cmp "$SRC" - <&"$rfd" || fail "$mode: a descriptor opened before the unlink did not read the page's bytes"
+	exec {rfd}<&-
+	ls "$MNT/pages" | grep -qxF gone.bin && fail "$mode: ls lists an unlinked page"
+
+	# --- a page being written does not exist for anyone else: their
+	# unlink is ENOENT, and the page commits at its writer's close
+
+	F=$MNT/pages/writing.bin
+	writer open! half rest close
+	at open
+	expect_errno ENOENT unlink "$F"
+	go open
+	wait $WPID || fail "$mode: the writer failed"
+	complete "$mode: a page someone tried to unlink while it was written"
+
+	# --- an open for writing of a page open on this host: ETXTBSY, and
+	# the page is untouched; once it is closed, the rewrite goes through
+
+	exec {rfd}<"$F" || fail "$mode: open for reading"
+	expect_errno ETXTBSY open_w "$F"
+	expect_errno ETXTBSY open_wronly "$F"
+	cmp "$SRC" - <&"$rfd" || fail "$mode: a refused open for writing changed the page"
+	exec {rfd}<&-
+	complete "$mode: a page after a refused open for writing"
+	expect_errno OK write_file "$F" 4096
+	[ "$(stat -c %s "$F")" = 4096 ] || fail "$mode: the rewrite after the reader closed did not replace the page"
 
 	rm -rf "$MNT/pages" || fail "rm -rf pages"
 	mc_stop
