@@ -2120,12 +2120,15 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- extended attributes: where a page lives ---------------------------- */
 
-static const char *const xattr_names[] = {
-	"user.mooncake.state",
-	"user.mooncake.location",
-	"user.mooncake.replicas",
-	"user.mooncake.page_id",
-	"user.mooncake.local",
+static const struct {
+	const char *name;
+	bool writing;	/* answers for a page not committed yet */
+} xattr_names[] = {
+	{ "user.mooncake.state", true },
+	{ "user.mooncake.location", false },
+	{ "user.mooncake.replicas", false },
+	{ "user.mooncake.page_id", true },
+	{ "user.mooncake.local", true },
 };
 
 /* Where a cluster's page lives: the data servers of its copies. */
@@ -2156,18 +2159,48 @@ static int cluster_xattr(struct mc_fs *fs, const struct mc_ns_attr *a,
 	return (int)off;
 }
 
+/*
+ * A page being written, as its writers see it: its state, and the ID it
+ * will commit under in this host's pool.  Where its copies live describes
+ * a committed page; it has none yet.
+ */
+static int writing_xattr(uint64_t page_id, const char *name, char *out,
+			 size_t outlen)
+{
+	if (strcmp(name, "user.mooncake.state") == 0)
+		return snprintf(out, outlen, "writing");
+	if (strcmp(name, "user.mooncake.local") == 0)
+		return snprintf(out, outlen, "yes");
+	if (strcmp(name, "user.mooncake.page_id") == 0)
+		return snprintf(out, outlen, "%016llx",
+				(unsigned long long)page_id);
+	return -ENODATA;
+}
+
 static int xattr_value(struct mc_fs *fs, fuse_ino_t ino, pid_t pid,
 		       const char *name, char *out, size_t outlen)
 {
+	struct mc_inode *in;
+	struct writing w;
 	struct mc_ns_attr a;
+	uint64_t page_id = 0;
 	char path[PATH_MAX];
 	int r;
 
 	if (is_virtual(ino))
 		return -ENODATA;
+	mc_inode_table_lock(fs->itab);
+	in = mc_inode_find_locked(fs->itab, ino);
+	writing_of_locked(in, &w);
+	if (w.pending)
+		page_id = in->attr.page_id;
+	mc_inode_table_unlock(fs->itab);
 	/* a page being written is nobody's to inspect yet: look again */
-	if (hidden_from(fs, ino, pid))
+	if (hidden(fs, ino, pid, &w))
 		return -ESTALE;
+	/* the store knows committed pages only */
+	if (w.pending)
+		return writing_xattr(page_id, name, out, outlen);
 	r = mc_ns_getattr(fs->ns, ino, &a);
 	if (r < 0)
 		return r;
@@ -2221,6 +2254,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct mc_fs *fs = fs_from_req(req);
 	struct mc_ns_attr a;
+	struct writing w;
 	char list[256];
 	size_t len = 0;
 
@@ -2228,17 +2262,21 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	if (is_virtual(ino) || get_attr(fs, ino, &a) < 0 || !S_ISREG(a.mode)) {
+	if (is_virtual(ino) || get_attr_of(fs, ino, &a, &w) < 0 ||
+	    !S_ISREG(a.mode)) {
 		if (size == 0)
 			fuse_reply_xattr(req, 0);
 		else
 			fuse_reply_buf(req, NULL, 0);
 		return;
 	}
+	/* only the names that answer, so that getfattr -d works */
 	for (size_t i = 0; i < sizeof(xattr_names) / sizeof(xattr_names[0]); i++) {
-		size_t n = strlen(xattr_names[i]) + 1;
+		size_t n = strlen(xattr_names[i].name) + 1;
 
-		memcpy(list + len, xattr_names[i], n);
+		if (w.pending && !xattr_names[i].writing)
+			continue;
+		memcpy(list + len, xattr_names[i].name, n);
 		len += n;
 	}
 	if (size == 0)

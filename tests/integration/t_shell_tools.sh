@@ -97,6 +97,49 @@ else
 	note "getfattr not installed (apt-get install attr): xattr checks skipped"
 fi
 
+# A page being written, through its writer's descriptor: state "writing",
+# local and page_id answer (the ID it commits under), location and replicas
+# do not (nobody else can reach it yet), and listxattr lists only those
+# that answer, so getfattr -d works on it.
+"$MC_PYTHON" - "$D/writing.bin" >"$MC_TEST_DIR/wxattr" 2>&1 <<'PY' ||
+import errno, os, sys
+p = sys.argv[1]
+def get(where, attr):
+    try:
+        return os.getxattr(where, "user.mooncake." + attr).decode()
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+bad = []
+fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+try:
+    os.write(fd, b"kv" * 4096)
+    got = {a: get(fd, a) for a in
+           ("state", "local", "page_id", "location", "replicas")}
+    listed = sorted(os.listxattr(fd))
+finally:
+    os.close(fd)
+want = {"state": "writing", "local": "yes", "location": "ENODATA",
+        "replicas": "ENODATA"}
+for a, v in want.items():
+    if got[a] != v:
+        bad.append("%s is %r, expected %r" % (a, got[a], v))
+if len(got["page_id"]) != 16:
+    bad.append("page_id is %r, expected 16 hex digits" % got["page_id"])
+want_listed = ["user.mooncake.local", "user.mooncake.page_id",
+               "user.mooncake.state"]
+if listed != want_listed:
+    bad.append("listxattr gives %r, expected %r" % (listed, want_listed))
+if get(p, "state") != "committed":
+    bad.append("after close, state is %r" % get(p, "state"))
+if get(p, "page_id") != got["page_id"]:
+    bad.append("committed as page %r, written as %r" %
+               (get(p, "page_id"), got["page_id"]))
+os.unlink(p)
+if bad:
+    sys.exit("; ".join(bad))
+PY
+	fail "user.mooncake.* through a writer's descriptor: $(cat "$MC_TEST_DIR/wxattr")"
+
 # --- find, mv, rm -rf ---------------------------------------------------------
 
 found=$(cd "$MNT" && find . -type f -name 'page*.bin')
