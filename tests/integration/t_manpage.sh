@@ -3,12 +3,19 @@
 # environment variable that 'mooncaked --help' prints, has the sections
 # STYLE.md asks for, and lints without errors (mandoc -Tlint, else groff).
 # An option counts as documented when the page spells it '--flag' or, in
-# mdoc, 'Fl -flag'.  Needs no root: nothing here mounts.
+# mdoc, 'Fl -flag'.  Two lists must be exact, each in its own section:
+# ENVIRONMENT has an '.It Ev' item for every variable of --help and of
+# src/config.c's table and for no other, and "The status file" an '.It Cm'
+# item for every key fs/status.c prints and for no other.  As root with
+# FUSE, the keys a live mount's status file prints must be there too;
+# without, that part is left out with a note.
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
 MC_TEST_TIMEOUT=60
 . "${MC_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 PAGE=$MC_SRCDIR/man/mooncaked.8
+CONFIG_C=$MC_SRCDIR/src/config.c
+STATUS_C=$MC_SRCDIR/fs/status.c
 HELP=$MC_TEST_DIR/help
 LINT=$MC_TEST_DIR/lint
 
@@ -61,6 +68,94 @@ if [ ${#missing[@]} -gt 0 ]; then
 		note "not in man/mooncaked.8: $m"
 	done
 	fail "${#missing[@]} item(s) printed by 'mooncaked --help' are not documented in $PAGE"
+fi
+
+# --- ENVIRONMENT lists exactly the table's variables -------------------------------
+
+# section_of SH [SS]: the lines of section SH (and within it, of subsection
+# SS), up to the next .Sh (or .Ss): each list is checked where it belongs,
+# not anywhere in the page.
+section_of() {
+	awk -v sh="$1" -v ss="${2:-}" '
+		/^\.Sh / { in_sh = ($0 == ".Sh " sh || $0 == ".Sh \"" sh "\"")
+			    in_ss = (ss == ""); next }
+		/^\.Ss / { if (ss != "") in_ss = ($0 == ".Ss " ss); else if (in_sh) print; next }
+		in_sh && in_ss
+	' "$PAGE"
+}
+
+# the words after each '.It Ev' or '.It Cm' (and after each further 'Ev' or
+# 'Cm' on that line, for an item of several)
+items_of() {
+	grep -E "^\.It $1 " | grep -oE "(^\.It | )$1 [A-Za-z0-9_]+" |
+		awk '{ print $NF }' | sort -u
+}
+
+# compare WHAT WHERE WANT_FILE HAVE_FILE: every line of WANT in HAVE and
+# no more
+compare() {
+	local what=$1 where=$2 m
+	while read -r m; do
+		missing+=("$what $m is not listed in $where")
+	done < <(comm -23 "$3" "$4")
+	while read -r m; do
+		missing+=("$what $m is listed in $where but does not exist")
+	done < <(comm -13 "$3" "$4")
+}
+
+section_of ENVIRONMENT >"$MC_TEST_DIR/env.section"
+[ -s "$MC_TEST_DIR/env.section" ] || fail "no ENVIRONMENT section in $PAGE"
+items_of Ev <"$MC_TEST_DIR/env.section" >"$MC_TEST_DIR/env.have"
+grep -oE '\.env = "[A-Z0-9_]+"' "$CONFIG_C" | sed 's/.*"\(.*\)"/\1/' |
+	sort -u >"$MC_TEST_DIR/env.table"
+[ "$(wc -l <"$MC_TEST_DIR/env.table")" -ge ${#envs[@]} ] ||
+	fail "found fewer variables in $CONFIG_C than in --help: has the table's format changed?"
+printf '%s\n' "${envs[@]}" | sort -u - "$MC_TEST_DIR/env.table" \
+	>"$MC_TEST_DIR/env.want"
+compare "environment variable" ENVIRONMENT "$MC_TEST_DIR/env.want" \
+	"$MC_TEST_DIR/env.have"
+
+# --- "The status file" lists exactly the keys status.c prints ---------------------
+
+section_of "FILESYSTEM SEMANTICS" "The status file" >"$MC_TEST_DIR/status.section"
+[ -s "$MC_TEST_DIR/status.section" ] ||
+	fail "no subsection \"The status file\" under FILESYSTEM SEMANTICS in $PAGE"
+items_of Cm <"$MC_TEST_DIR/status.section" >"$MC_TEST_DIR/status.have"
+# every "key: " a format string of status.c starts a line with, the keys
+# only a cluster prints (segment) included
+grep -oE '(fprintf\(f, "|\\n)[a-z_]+: ' "$STATUS_C" |
+	sed -E 's/^(fprintf\(f, "|\\n)//; s/: $//' | sort -u >"$MC_TEST_DIR/status.source"
+[ "$(wc -l <"$MC_TEST_DIR/status.source")" -ge 20 ] ||
+	fail "found only $(wc -l <"$MC_TEST_DIR/status.source") keys in $STATUS_C: has its format changed?"
+compare "status key" '"The status file"' "$MC_TEST_DIR/status.source" \
+	"$MC_TEST_DIR/status.have"
+
+# What a live mount prints, as a check on the source's reading above.
+if [ "$(id -u)" -eq 0 ] && [ -c /dev/fuse ] &&
+	{ grep -qw fuse /proc/filesystems || modprobe fuse 2>/dev/null; }; then
+	mc_start --global-segment-size 64MiB
+	cat "$MNT/.mooncake/status" >"$MC_TEST_DIR/status.live" ||
+		fail "cat $MNT/.mooncake/status"
+	mc_stop
+	sed -n 's/^\([a-z_]*\): .*/\1/p' "$MC_TEST_DIR/status.live" |
+		sort -u >"$MC_TEST_DIR/status.keys"
+	[ "$(wc -l <"$MC_TEST_DIR/status.keys")" -ge 20 ] ||
+		fail "the live status file has only $(wc -l <"$MC_TEST_DIR/status.keys") keys: $(cat "$MC_TEST_DIR/status.live")"
+	while read -r k; do
+		missing+=("status key $k, printed by a live mount, is not listed in \"The status file\"")
+	done < <(comm -23 "$MC_TEST_DIR/status.keys" "$MC_TEST_DIR/status.have")
+	while read -r k; do
+		missing+=("status key $k (printed by a live mount) is not in $STATUS_C's format strings: fix this test's reading of it")
+	done < <(comm -23 "$MC_TEST_DIR/status.keys" "$MC_TEST_DIR/status.source")
+else
+	note "not root with FUSE: the status keys are checked against $STATUS_C only, not a live mount"
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+	for m in "${missing[@]}"; do
+		note "man/mooncaked.8: $m"
+	done
+	fail "${#missing[@]} environment variable(s) or status key(s) wrong in $PAGE"
 fi
 
 # --- sections (STYLE.md rule 24) ----------------------------------------------------
