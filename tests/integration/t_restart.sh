@@ -5,7 +5,8 @@
 # still being written; a clean stop and start does the same; a second
 # daemon on a state directory in use refuses to start.  A restart while the
 # killed daemon's connection is still being torn down waits for it instead
-# of mounting on top of it.
+# of mounting on top of it.  Started without --foreground, it detaches
+# once it serves, with the -o options on its mount.
 # ls is one of the tools under test here, so it is used on purpose:
 # shellcheck disable=SC2010,SC2012
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
@@ -146,5 +147,27 @@ grep -qE "$MNT([^0-9]|\$)" "$OUT" ||
 mc_is_mounted "$MC_TEST_DIR/mnt2" && fail "the refused second daemon left a mount"
 mc_daemon_alive || fail "the first daemon died when a second one tried the state directory"
 all_there "after a second daemon was refused"
+
+# --- without --foreground: the daemon detaches once it serves, -o options
+# reach the mount, and unmounting it stops the daemon
+
+mc_stop
+"$MC_DAEMON" --state-dir "$STATE" --global-segment-size 320MiB -o allow_other \
+	"$MNT" >"$OUT" 2>&1 </dev/null
+rc=$?
+[ $rc -eq 0 ] || fail "mooncaked without --foreground exited $rc: $(tail -n 5 "$OUT")"
+MC_PID=$(pgrep -f -- "--state-dir $STATE ")
+[ "$(echo "$MC_PID" | wc -w)" = 1 ] ||
+	fail "expected one daemon left running after a start in the background, found '$MC_PID'"
+[ "$(ps -o sid= -p "$MC_PID")" != "$(ps -o sid= -p $$)" ] ||
+	fail "the daemon started in the background did not leave the caller's session"
+mc__serving "$MNT" || fail "mooncaked returned but does not serve $MNT"
+grep -F " $MNT fuse.mooncake " /proc/mounts | grep -q 'allow_other' ||
+	fail "-o allow_other did not reach the mount: $(grep -F " $MNT " /proc/mounts)"
+all_there "after a start in the background"
+umount "$MNT" || fail "umount of the mount of a daemon in the background"
+stopped() { ! kill -0 "$MC_PID" 2>/dev/null; }
+mc_wait_for 10 stopped || fail "the daemon in the background did not exit within 10 s of umount"
+MC_PID=
 
 mc_done
