@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "id_counts.h"
 #include "log.h"
@@ -858,11 +859,15 @@ static int store_schema_version(struct mc_store *st)
 	return r;
 }
 
+/*
+ * The root belongs to whoever made the store: a daemon that a user runs
+ * (mounting through fusermount3) can then write its own pool.
+ */
 static int store_create_root(struct mc_store *st)
 {
 	static const char sql[] =
 		"INSERT INTO inodes (" STORE_COLS ") VALUES "
-		"(?1, ?1, '', ?2, 0, 0, 0, 0, ?3, ?3, ?3)";
+		"(?1, ?1, '', ?2, ?4, ?5, 0, 0, ?3, ?3, ?3)";
 	sqlite3_stmt *q = NULL;
 	int rc, r;
 
@@ -872,6 +877,8 @@ static int store_create_root(struct mc_store *st)
 	bind_u64(q, 1, MC_NS_ROOT_INO);
 	bind_u64(q, 2, S_IFDIR | 0755);
 	bind_u64(q, 3, store_now_ns());
+	bind_u64(q, 4, geteuid());
+	bind_u64(q, 5, getegid());
 	r = q_step(st, q);
 	sqlite3_finalize(q);
 	return r < 0 ? r : 0;
