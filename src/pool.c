@@ -31,6 +31,9 @@
 #define POOL_SOURCE "mooncake-pool"
 #define POOL_HUGE_UNIT (2ull << 20)
 #define POOL_SMALL_UNIT 4096ull
+#define POOL_SHM_PREFIX "mooncake-pool-"
+/* ".." and 16 hex digits: the end of a name cut to MC_POOL_SHM_NAME_MAX */
+#define POOL_SHM_HASH_LEN 18
 /* 16 hex digits and a NUL */
 #define POOL_NAME_LEN 17
 
@@ -254,6 +257,65 @@ static int unlink_entry(void *ctx, int fd, const char *name)
 static int found_entry(void *ctx, int fd, const char *name)
 {
 	return 1;
+}
+
+/* ---- the fallback when mounting is not allowed ------------------------ */
+
+/* FNV-1a, 64 bits: tells apart pool directories too long to spell out. */
+static uint64_t hash64(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+int mc_pool_shm_name(const char *dir, char *buf, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	char name[MC_POOL_SHM_NAME_MAX + 1];
+	size_t n = strlen(POOL_SHM_PREFIX);
+	const char *p;
+
+	if (!dir || dir[0] != '/')
+		return -EINVAL;
+	memcpy(name, POOL_SHM_PREFIX, n);
+	/*
+	 * '.' is the escape and always followed by a hex digit, so a whole
+	 * name never holds "..", which marks a cut one.
+	 */
+	for (p = dir + 1; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9') || c == '_';
+
+		if (n + (keep || c == '/' ? 1 : 3) > MC_POOL_SHM_NAME_MAX)
+			break;
+		if (keep) {
+			name[n++] = (char)c;
+		} else if (c == '/') {
+			name[n++] = '-';
+		} else {
+			name[n++] = '.';
+			name[n++] = hex[c >> 4];
+			name[n++] = hex[c & 15];
+		}
+	}
+	if (*p) {
+		/* too long to spell out: the hash of all of dir keeps it apart */
+		n = MC_POOL_SHM_NAME_MAX - POOL_SHM_HASH_LEN;
+		snprintf(name + n, sizeof(name) - n, "..%016" PRIx64,
+			 hash64(dir));
+		n = MC_POOL_SHM_NAME_MAX;
+	}
+	name[n] = '\0';
+	if (n >= len)
+		return -ENAMETOOLONG;
+	memcpy(buf, name, n + 1);
+	return 0;
 }
 
 int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,

@@ -11,6 +11,7 @@
 #define MC_POOL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct mc_pool;
@@ -48,6 +49,21 @@ void mc_pool_close(struct mc_pool *pool);
 
 /* Unmount and remove the pool: every page is gone.  0 or -errno. */
 int mc_pool_destroy(const char *dir);
+
+/* Longest name mc_pool_shm_name() writes, without the NUL. */
+#define MC_POOL_SHM_NAME_MAX 128
+
+/*
+ * The name, in /dev/shm, of the directory that holds the pages of the pool
+ * at dir (absolute and canonical) when the tmpfs mount is refused:
+ * "mooncake-pool-" and dir without its leading '/', where '/' becomes '-'
+ * and every byte but [A-Za-z0-9_] becomes '.' and two hex digits.  The
+ * same dir always gives the same name and different ones different names;
+ * a name that would be longer than MC_POOL_SHM_NAME_MAX is cut and ends in
+ * ".." and a 64-bit hash of dir instead.  Writes it into buf: 0, -EINVAL
+ * when dir is not absolute, -ENAMETOOLONG when len is too small.
+ */
+int mc_pool_shm_name(const char *dir, char *buf, size_t len);
 
 enum mc_pool_kind mc_pool_kind(const struct mc_pool *pool);
 const char *mc_pool_kind_name(enum mc_pool_kind kind);

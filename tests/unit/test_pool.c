@@ -704,6 +704,82 @@ START_TEST(open_without_mount_permission_falls_back_to_a_directory)
 }
 END_TEST
 
+START_TEST(shm_names_are_stable_distinct_safe_and_bounded)
+{
+	/* pairs a plain '/' to '-' or '_' mapping would merge */
+	static const char *const fixed[] = {
+		"/run/mooncake/_mnt_kv/pool", "/run/mooncake/-mnt-kv/pool",
+		"/run/mooncake/.mnt.kv/pool", "/run/mooncake/_mnt_kv/pool/",
+		"/a/b", "/a-b", "/a_b", "/a.b", "/a.2fb", "/a..b", "/a b",
+		"/a\xc3\xa9", "/A/B", "/",
+	};
+	enum { NFIXED = sizeof(fixed) / sizeof(fixed[0]), NLONG = 5 };
+	char longs[NLONG][PATH_MAX];
+	char names[NFIXED + NLONG][MC_POOL_SHM_NAME_MAX + 1];
+	char again[MC_POOL_SHM_NAME_MAX + 1], small[16];
+	const size_t body = MC_POOL_SHM_NAME_MAX - strlen("mooncake-pool-");
+	size_t i, j;
+
+	/* the longest name spelled out, one byte more, and long paths
+	 * that differ only at the end, past where the name is cut */
+	memset(longs, 0, sizeof(longs));
+	longs[0][0] = longs[1][0] = '/';
+	memset(longs[0] + 1, 'a', body);
+	memset(longs[1] + 1, 'a', body + 1);
+	for (i = 2; i < NLONG; i++) {
+		longs[i][0] = '/';
+		memset(longs[i] + 1, 'x', sizeof(longs[i]) - 3);
+	}
+	longs[3][sizeof(longs[3]) - 3] = 'y';
+	longs[4][300] = '\0';
+
+	for (i = 0; i < NFIXED + NLONG; i++) {
+		const char *dir = i < NFIXED ? fixed[i] : longs[i - NFIXED];
+		const char *name = names[i];
+
+		ck_assert_int_eq(mc_pool_shm_name(dir, names[i],
+						  sizeof(names[i])),
+				 0);
+		/* stable: the same directory gives the same name */
+		ck_assert_int_eq(mc_pool_shm_name(dir, again, sizeof(again)),
+				 0);
+		ck_assert_str_eq(again, name);
+		/* safe: portable file name characters, no leading '.' or '-' */
+		ck_assert_uint_le(strlen(name), MC_POOL_SHM_NAME_MAX);
+		ck_assert(strncmp(name, "mooncake-pool-", 14) == 0);
+		for (const char *p = name; *p; p++)
+			ck_assert_msg((*p >= 'a' && *p <= 'z') ||
+					      (*p >= 'A' && *p <= 'Z') ||
+					      (*p >= '0' && *p <= '9') ||
+					      strchr("._-", *p),
+				      "name '%s' holds byte 0x%02x", name,
+				      (unsigned char)*p);
+		/* a cut name is marked, and only a cut one */
+		ck_assert_int_eq(strstr(name, "..") != NULL,
+				 strlen(dir) - 1 > body);
+	}
+	/* distinct directories, distinct names */
+	for (i = 0; i < NFIXED + NLONG; i++)
+		for (j = i + 1; j < NFIXED + NLONG; j++)
+			ck_assert_msg(strcmp(names[i], names[j]) != 0,
+				      "directories %zu and %zu share '%s'", i,
+				      j, names[i]);
+	/* the spelling is a promise: restarts after an upgrade find it */
+	ck_assert_str_eq(names[0], "mooncake-pool-run-mooncake-_mnt_kv-pool");
+	ck_assert_str_eq(names[10], "mooncake-pool-a.20b");
+	ck_assert_uint_eq(strlen(names[NFIXED]), MC_POOL_SHM_NAME_MAX);
+	ck_assert_uint_eq(strlen(names[NFIXED + 1]), MC_POOL_SHM_NAME_MAX);
+
+	ck_assert_int_eq(mc_pool_shm_name("run/mooncake", again, sizeof(again)),
+			 -EINVAL);
+	ck_assert_int_eq(mc_pool_shm_name(NULL, again, sizeof(again)),
+			 -EINVAL);
+	ck_assert_int_eq(mc_pool_shm_name("/run/mooncake", small,
+					  sizeof(small)),
+			 -ENAMETOOLONG);
+}
+END_TEST
+
 START_TEST(bad_arguments_are_refused)
 {
 	struct mc_pool *pool = (struct mc_pool *)1;
@@ -768,6 +844,8 @@ static Suite *pool_suite(void)
 		 destroy_unmounts_and_removes_the_pool);
 	add_case(s, "open without mount permission falls back to a directory",
 		 open_without_mount_permission_falls_back_to_a_directory);
+	add_case(s, "shm names are stable, distinct, safe and bounded",
+		 shm_names_are_stable_distinct_safe_and_bounded);
 	add_case(s, "bad arguments are refused", bad_arguments_are_refused);
 	return s;
 }
