@@ -26,11 +26,13 @@
 #include "log.h"
 #include "path.h"
 #include "pool.h"
+#include "size.h"
 #include "banned.h"
 
 #define POOL_SOURCE "mooncake-pool"
 #define POOL_HUGE_UNIT (2ull << 20)
 #define POOL_SMALL_UNIT 4096ull
+#define POOL_SHM_ROOT "/dev/shm"
 #define POOL_SHM_PREFIX "mooncake-pool-"
 /* ".." and 16 hex digits: the end of a name cut to MC_POOL_SHM_NAME_MAX */
 #define POOL_SHM_HASH_LEN 18
@@ -261,6 +263,12 @@ static int found_entry(void *ctx, int fd, const char *name)
 
 /* ---- the fallback when mounting is not allowed ------------------------ */
 
+/* True for a filesystem that keeps its files in memory. */
+static bool on_memory(const struct statfs *sf)
+{
+	return sf->f_type == TMPFS_MAGIC || sf->f_type == RAMFS_MAGIC;
+}
+
 /* FNV-1a, 64 bits: tells apart pool directories too long to spell out. */
 static uint64_t hash64(const char *s)
 {
@@ -315,6 +323,156 @@ int mc_pool_shm_name(const char *dir, char *buf, size_t len)
 	if (n >= len)
 		return -ENAMETOOLONG;
 	memcpy(buf, name, n + 1);
+	return 0;
+}
+
+/*
+ * Open /dev/shm if pages may live there: a tmpfs or ramfs in which nobody
+ * else can rename or remove our entries (sticky, as world-writable
+ * /dev/shm is, or writable to its owner only).  Returns the fd with the
+ * canonical path in *rootp (the caller frees it), or -errno.
+ */
+static int open_shm_root(char **rootp)
+{
+	struct statfs sf;
+	struct stat st;
+	char *root;
+	int fd, r;
+
+	*rootp = NULL;
+	root = realpath(POOL_SHM_ROOT, NULL);
+	if (!root)
+		return -errno;
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		goto out_free;
+	}
+	if (fstatfs(fd, &sf) < 0 || fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	if (!on_memory(&sf)) {
+		r = -ENOTSUP;
+		goto out_close;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+		r = -EPERM;
+		goto out_close;
+	}
+	*rootp = root;
+	return fd;
+out_close:
+	close(fd);
+out_free:
+	free(root);
+	return r;
+}
+
+/*
+ * Make, or find from an earlier run, the private /dev/shm directory of the
+ * pool at dir.  Anyone may create names in /dev/shm, so the name may have
+ * been taken first (by mistake or to catch our pages): accept only a
+ * directory, not a symlink to one, owned by us and closed to others.
+ * Returns 1 with its path in *pathp (the caller frees it), 0 when there is
+ * no usable /dev/shm, or -errno (logged).
+ */
+static int make_shm_dir(const char *dir, char **pathp)
+{
+	char name[MC_POOL_SHM_NAME_MAX + 1], path[PATH_MAX], *root = NULL;
+	struct stat st;
+	int rfd, fd = -1, r;
+
+	*pathp = NULL;
+	r = mc_pool_shm_name(dir, name, sizeof(name));
+	if (r < 0)
+		return r;
+	rfd = open_shm_root(&root);
+	if (rfd < 0)
+		return 0;
+	if (mkdirat(rfd, name, 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot create '%s/%s': make /dev/shm writable or run as root",
+			     root, name);
+		goto out_close;
+	}
+	fd = openat(rfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot open '%s/%s', which must be a directory of this user (not a symlink): remove it or pass another --state-dir",
+			     root, name);
+		goto out_close;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot stat '%s/%s': check /dev/shm", root,
+			     name);
+		goto out_close;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
+		r = -EPERM;
+		mc_log(MC_LOG_ERR,
+		       "pool: '%s/%s' is not private to this user (owner uid %u, mode %04o): remove it or pass another --state-dir",
+		       root, name, (unsigned)st.st_uid,
+		       (unsigned)(st.st_mode & 07777));
+		goto out_close;
+	}
+	if (snprintf(path, sizeof(path), "%s/%s", root, name) >=
+	    (int)sizeof(path)) {
+		r = -ENAMETOOLONG;
+		goto out_close;
+	}
+	*pathp = strdup(path);
+	r = *pathp ? 1 : -ENOMEM;
+out_close:
+	if (fd >= 0)
+		close(fd);
+	close(rfd);
+	free(root);
+	return r;
+}
+
+/*
+ * The tmpfs mount at pool->dir was refused (EPERM): keep the pages in a
+ * plain directory.  pool->dir itself will do when it is memory already (a
+ * state directory on /run).  On disk, pages would be read at disk speed
+ * and fill the disk, so then a private directory on /dev/shm takes its
+ * place in pool->dir.  Logs the one warning.  0 or -errno (logged).
+ */
+static int fall_back(struct mc_pool *pool)
+{
+	char have[32], want[32], *shm = NULL;
+	struct statfs sf;
+	int r = 0;
+
+	if (statfs(pool->dir, &sf) < 0 || !on_memory(&sf))
+		r = make_shm_dir(pool->dir, &shm);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		mc_log(MC_LOG_WARNING,
+		       "pool: cannot mount tmpfs at '%s' (EPERM): memory is not huge-page backed and capacity is only accounted, run as root or mount a tmpfs there first",
+		       pool->dir);
+	} else {
+		mc_log(MC_LOG_WARNING,
+		       "pool: cannot mount tmpfs at '%s' (EPERM): pages live in '%s' instead, without huge pages and with capacity only accounted (free them with rm -r once stopped); run as root or mount a tmpfs at '%s' first for huge pages",
+		       pool->dir, shm, pool->dir);
+		free(pool->dir);
+		pool->dir = shm;
+	}
+	/* a tmpfs smaller than the pool fills up before the accounting does */
+	if (statfs(pool->dir, &sf) == 0 && sf.f_type == TMPFS_MAGIC &&
+	    (uint64_t)sf.f_blocks * (uint64_t)sf.f_bsize < pool->capacity)
+		mc_log(MC_LOG_WARNING,
+		       "pool: the tmpfs under '%s' holds %s, less than the pool's %s: writes fail with ENOSPC before the pool is full; lower --global-segment-size or grow that tmpfs",
+		       pool->dir,
+		       mc_size_format((uint64_t)sf.f_blocks *
+					      (uint64_t)sf.f_bsize,
+				      have, sizeof(have)),
+		       mc_size_format(pool->capacity, want, sizeof(want)));
 	return 0;
 }
 
@@ -377,10 +535,10 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 	} else {
 		r = mount_fresh(pool->dir, capacity, flags, &pool->kind);
 		if (r == -EPERM) {
-			mc_log(MC_LOG_WARNING,
-			       "pool: cannot mount tmpfs at '%s' (EPERM): memory is not huge-page backed and capacity is only accounted, run as root or mount a tmpfs there first",
-			       pool->dir);
 			pool->kind = MC_POOL_DIR;
+			r = fall_back(pool);
+			if (r < 0)
+				goto out_free;
 		} else if (r < 0) {
 			mc_log_errno(MC_LOG_ERR, r,
 				     "pool: cannot mount tmpfs at '%s': check that tmpfs is available and the directory is not busy",
@@ -564,31 +722,69 @@ int mc_pool_reserve_resize(struct mc_pool *pool, uint64_t bytes)
 	return r;
 }
 
-static int remove_subdir(const char *dir, const char *name)
+/* Remove the subdirectory name of dfd and the page files in it. */
+static int remove_subdir(int dfd, const char *name)
 {
-	char path[PATH_MAX];
 	int fd, r;
 
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
-	    (int)sizeof(path))
-		return -ENAMETOOLONG;
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	r = for_each_entry(fd, unlink_entry, NULL);
 	close(fd);
 	if (r < 0)
 		return r;
-	if (rmdir(path) < 0 && errno != ENOENT)
+	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
 		return -errno;
 	return 0;
+}
+
+/*
+ * Remove the /dev/shm directory of the pool at dir, when there is one and
+ * it is a directory (not a symlink) owned by owner (dir's owner) or by us:
+ * never what someone else made under that name.  0 or -errno (logged).
+ */
+static int destroy_shm(const char *dir, uid_t owner)
+{
+	char name[MC_POOL_SHM_NAME_MAX + 1], *root = NULL;
+	struct stat st;
+	int rfd, fd = -1, r;
+
+	r = mc_pool_shm_name(dir, name, sizeof(name));
+	if (r < 0)
+		return r;
+	rfd = open_shm_root(&root);
+	if (rfd < 0)
+		return 0;
+	fd = openat(rfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 ||
+	    (st.st_uid != owner && st.st_uid != geteuid()))
+		goto out_close;	/* none, or not ours: r is 0 */
+	r = remove_subdir(fd, "pending");
+	if (r == 0)
+		r = remove_subdir(fd, "pages");
+	if (r == 0 && unlinkat(fd, "segment.uuid", 0) < 0 && errno != ENOENT)
+		r = -errno;
+	if (r == 0 && unlinkat(rfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		r = -errno;
+	if (r < 0)
+		mc_log_errno(MC_LOG_ERR, r,
+			     "pool: cannot remove '%s/%s': remove it by hand",
+			     root, name);
+out_close:
+	if (fd >= 0)
+		close(fd);
+	close(rfd);
+	free(root);
+	return r;
 }
 
 int mc_pool_destroy(const char *dir)
 {
 	struct mc_mountinfo m;
+	struct stat st;
 	char *path;
-	int r;
+	int dfd = -1, r;
 
 	path = realpath(dir, NULL);
 	if (!path)
@@ -612,9 +808,18 @@ int mc_pool_destroy(const char *dir)
 	if (r < 0)
 		goto out_free;
 
-	r = remove_subdir(path, "pending");
+	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fstat(dfd, &st) < 0) {
+		r = -errno;
+		goto out_free;
+	}
+	/* a pool that could not mount may have kept its pages on /dev/shm */
+	r = destroy_shm(path, st.st_uid);
+	if (r < 0)
+		goto out_free;
+	r = remove_subdir(dfd, "pending");
 	if (r == 0)
-		r = remove_subdir(path, "pages");
+		r = remove_subdir(dfd, "pages");
 	if (r < 0) {
 		mc_log_errno(MC_LOG_ERR, r,
 			     "pool: cannot remove the pages under '%s': check its permissions",
@@ -632,6 +837,8 @@ int mc_pool_destroy(const char *dir)
 	}
 	r = 0;
 out_free:
+	if (dfd >= 0)
+		close(dfd);
 	free(path);
 	return r;
 }

@@ -35,11 +35,16 @@ struct mc_pool_usage {
 
 /*
  * Open the pool at dir (created if missing): adopt a tmpfs already mounted
- * there by an earlier daemon, or mount a fresh one of `capacity` bytes;
- * where mounting is not allowed, fall back to using dir as it is with one
- * warning (capacity then enforced by accounting only).  A tmpfs of another
- * size is resized with a remount.  *adopted says whether committed pages
- * from before survive.  Returns 0 or -errno with the reason logged.
+ * there by an earlier daemon, or mount a fresh one of `capacity` bytes.
+ * Where mounting is not allowed (EPERM), fall back with one warning to a
+ * plain directory (capacity then enforced by accounting only): dir itself
+ * when it is on tmpfs or ramfs, else the private directory named by
+ * mc_pool_shm_name() on /dev/shm (if /dev/shm is a tmpfs or ramfs; dir
+ * otherwise).  mc_pool_dir() tells which.  A tmpfs of another size is
+ * resized with a remount.  *adopted says whether committed pages from
+ * before survive.  Returns 0 or -errno with the reason logged: -ENOTDIR
+ * when the /dev/shm name is taken by a symlink or a file, -EACCES or
+ * -EPERM by a directory that is not this user's alone.
  */
 int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 		 unsigned flags, bool *adopted);
@@ -47,7 +52,11 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 /* Close files; the mount stays for the next daemon.  NULL is fine. */
 void mc_pool_close(struct mc_pool *pool);
 
-/* Unmount and remove the pool: every page is gone.  0 or -errno. */
+/*
+ * Unmount and remove the pool at dir, and its /dev/shm fallback directory
+ * when that is a real directory owned by dir's owner or by us: every page
+ * is gone.  0 or -errno.
+ */
 int mc_pool_destroy(const char *dir);
 
 /* Longest name mc_pool_shm_name() writes, without the NUL. */

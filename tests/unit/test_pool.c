@@ -7,8 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #include "pool.h"
@@ -16,6 +19,8 @@
 
 #define MiB (1ull << 20)
 #define NOBODY 65534
+/* a user that is neither the tests nor nobody: whoever took a name first */
+#define STRANGER 65533
 
 /*
  * Set by the unchecked fixture in the runner process, so the teardown
@@ -25,8 +30,15 @@ static char base[PATH_MAX];
 
 static void base_setup(void)
 {
-	snprintf(base, sizeof(base), "/tmp/mc-test-pool-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(base));
+	char tmpl[] = "/tmp/mc-test-pool-XXXXXX";
+	char *canon;
+
+	/* canonical, as the pool keeps its directory and names /dev/shm */
+	ck_assert_ptr_nonnull(mkdtemp(tmpl));
+	canon = realpath(tmpl, NULL);
+	ck_assert_ptr_nonnull(canon);
+	snprintf(base, sizeof(base), "%s", canon);
+	free(canon);
 }
 
 static void path_in_base(char *buf, size_t len, const char *name)
@@ -36,15 +48,37 @@ static void path_in_base(char *buf, size_t len, const char *name)
 	ck_assert(n > 0 && (size_t)n < len);
 }
 
+static const char *const pool_names[] = { "pool", "other", "state/pool" };
+
+/*
+ * The /dev/shm directory the pool under base called name would fall back
+ * to; false when there is no /dev/shm.
+ */
+static bool shm_path_of(const char *name, char *buf, size_t len)
+{
+	char dir[PATH_MAX], shm_name[MC_POOL_SHM_NAME_MAX + 1];
+	char *root = realpath("/dev/shm", NULL);
+	int n;
+
+	if (!root)
+		return false;
+	path_in_base(dir, sizeof(dir), name);
+	ck_assert_int_eq(mc_pool_shm_name(dir, shm_name, sizeof(shm_name)), 0);
+	n = snprintf(buf, len, "%s/%s", root, shm_name);
+	ck_assert(n > 0 && (size_t)n < len);
+	free(root);
+	return true;
+}
+
 /* Unmount and remove every pool a test may have made under base. */
 static int destroy_pools(void)
 {
-	static const char *const names[] = { "pool", "other", "state/pool" };
 	char path[PATH_MAX];
 	int failed = 0;
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		path_in_base(path, sizeof(path), names[i]);
+	for (size_t i = 0; i < sizeof(pool_names) / sizeof(pool_names[0]);
+	     i++) {
+		path_in_base(path, sizeof(path), pool_names[i]);
 		if (mc_pool_destroy(path) != 0) {
 			printf("cannot destroy test pool '%s': unmount it by hand\n",
 			       path);
@@ -59,7 +93,16 @@ static void base_teardown(void)
 	char path[PATH_MAX];
 
 	destroy_pools();
+	/* what a test put in the way on /dev/shm (destroy leaves it) */
+	for (size_t i = 0; i < sizeof(pool_names) / sizeof(pool_names[0]);
+	     i++)
+		if (shm_path_of(pool_names[i], path, sizeof(path)) &&
+		    unlink(path) < 0)
+			rmdir(path);
 	path_in_base(path, sizeof(path), "state");
+	umount2(path, MNT_DETACH);
+	rmdir(path);
+	path_in_base(path, sizeof(path), "decoy");
 	rmdir(path);
 	rmdir(base);
 }
@@ -664,46 +707,6 @@ START_TEST(destroy_unmounts_and_removes_the_pool)
 }
 END_TEST
 
-/* Child of the test below: 0 when the fallback behaved, else a step number. */
-static int open_as_nobody(const char *dir)
-{
-	struct mc_pool_usage u;
-	struct mc_pool *pool;
-	bool adopted = true;
-
-	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
-		return 1;
-	if (mc_pool_open(&pool, dir, 32 * MiB, MC_POOL_HUGE, &adopted) != 0)
-		return 2;
-	if (adopted || mc_pool_kind(pool) != MC_POOL_DIR)
-		return 3;
-	if (mc_pool_usage(pool, &u) != 0 || u.capacity != 32 * MiB)
-		return 4;
-	mc_pool_close(pool);
-	return 0;
-}
-
-START_TEST(open_without_mount_permission_falls_back_to_a_directory)
-{
-	char dir[PATH_MAX];
-	int status;
-	pid_t pid;
-
-	if (!have_root(__func__))
-		return;
-	path_in_base(dir, sizeof(dir), "pool");
-	ck_assert_int_eq(chown(base, NOBODY, NOBODY), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
-		_exit(open_as_nobody(dir));
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFEXITED(status));
-	ck_assert_int_eq(WEXITSTATUS(status), 0);
-	ck_assert_int_eq(mounts_at(dir, NULL, 0), 0);
-}
-END_TEST
-
 START_TEST(shm_names_are_stable_distinct_safe_and_bounded)
 {
 	/* pairs a plain '/' to '-' or '_' mapping would merge */
@@ -780,6 +783,245 @@ START_TEST(shm_names_are_stable_distinct_safe_and_bounded)
 }
 END_TEST
 
+/* True when a pool under base that cannot mount goes to /dev/shm. */
+static bool shm_fallback_applies(const char *test)
+{
+	struct statfs sf;
+
+	ck_assert_int_eq(statfs(base, &sf), 0);
+	if (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC) {
+		printf("%s: /dev/shm checks skipped, '%s' is memory already\n",
+		       test, base);
+		return false;
+	}
+	if (statfs("/dev/shm", &sf) < 0 || sf.f_type != TMPFS_MAGIC) {
+		printf("%s: /dev/shm checks skipped, no tmpfs at /dev/shm\n",
+		       test);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Run fn(arg) in a child as nobody, for whom mounting fails with EPERM.
+ * Returns its exit status: 0 when fn found what it expected.
+ */
+static int as_nobody(int (*fn)(const void *arg), const void *arg)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 ||
+		    setuid(NOBODY) < 0)
+			_exit(100);
+		_exit(fn(arg));
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+struct fallback {
+	char dir[PATH_MAX];	/* the pool directory asked for */
+	char want[PATH_MAX];	/* the one it should use */
+};
+
+/* As nobody: open, write a page, reopen; 0 or the step that failed. */
+static int fall_back_as_nobody(const void *arg)
+{
+	const struct fallback *fb = arg;
+	struct mc_pool_usage u;
+	struct mc_pool *pool;
+	bool adopted = true;
+	int fd;
+
+	if (mc_pool_open(&pool, fb->dir, 32 * MiB, MC_POOL_HUGE, &adopted) != 0)
+		return 1;
+	if (adopted || mc_pool_kind(pool) != MC_POOL_DIR)
+		return 2;
+	if (strcmp(mc_pool_dir(pool), fb->want) != 0)
+		return 3;
+	if (mc_pool_usage(pool, &u) != 0 || u.capacity != 32 * MiB)
+		return 4;
+	fd = mc_pool_create(pool, 0x42);
+	if (fd < 0 || write(fd, "kv", 2) != 2 || close(fd) < 0 ||
+	    mc_pool_commit(pool, 0x42) != 0)
+		return 5;
+	mc_pool_close(pool);
+	/* a restart finds the same directory and the page in it */
+	if (mc_pool_open(&pool, fb->dir, 32 * MiB, MC_POOL_HUGE, &adopted) != 0)
+		return 6;
+	if (!adopted || strcmp(mc_pool_dir(pool), fb->want) != 0 ||
+	    !mc_pool_has_page(pool, 0x42))
+		return 7;
+	mc_pool_close(pool);
+	return 0;
+}
+
+START_TEST(open_without_mount_permission_keeps_pages_on_dev_shm)
+{
+	struct fallback fb;
+	char page[PATH_MAX + 32];
+	struct stat st;
+	bool shm;
+
+	if (!have_root(__func__))
+		return;
+	shm = shm_fallback_applies(__func__);
+	path_in_base(fb.dir, sizeof(fb.dir), "pool");
+	if (!shm || !shm_path_of("pool", fb.want, sizeof(fb.want)))
+		snprintf(fb.want, sizeof(fb.want), "%s", fb.dir);
+	ck_assert_int_eq(chown(base, NOBODY, NOBODY), 0);
+	ck_assert_int_eq(as_nobody(fall_back_as_nobody, &fb), 0);
+	ck_assert_int_eq(mounts_at(fb.dir, NULL, 0), 0);
+	if (shm) {
+		ck_assert_int_eq(lstat(fb.want, &st), 0);
+		ck_assert(S_ISDIR(st.st_mode));
+		ck_assert_uint_eq(st.st_uid, NOBODY);
+		ck_assert_uint_eq(st.st_mode & 07777, 0700);
+		/* nothing went to the state directory on disk */
+		snprintf(page, sizeof(page), "%s/pages/0000000000000042",
+			 fb.dir);
+		ck_assert_int_eq(access(page, F_OK), -1);
+	}
+	snprintf(page, sizeof(page), "%s/pages/0000000000000042", fb.want);
+	ck_assert_int_eq(access(page, F_OK), 0);
+	/* freeing the pool frees the /dev/shm directory too */
+	ck_assert_int_eq(mc_pool_destroy(fb.dir), 0);
+	ck_assert_int_eq(access(fb.want, F_OK), -1);
+	ck_assert_int_eq(access(fb.dir, F_OK), -1);
+}
+END_TEST
+
+/* As nobody: open the pool at arg; 200 if it opened, else its -errno. */
+static int open_refused_as_nobody(const void *arg)
+{
+	struct mc_pool *pool;
+	bool adopted;
+	int r;
+
+	r = mc_pool_open(&pool, arg, 32 * MiB, MC_POOL_HUGE, &adopted);
+	if (r == 0) {
+		mc_pool_close(pool);
+		return 200;
+	}
+	return -r;
+}
+
+START_TEST(a_dev_shm_name_taken_by_someone_else_is_refused)
+{
+	static const struct {
+		const char *what;
+		int err;
+	} taken[] = {
+		{ "a symlink to a directory nobody could use", ENOTDIR },
+		{ "a file", ENOTDIR },
+		{ "a directory of another user, open to read", EPERM },
+		{ "a directory of another user, closed", EACCES },
+		{ "a directory of nobody's, open to others", EPERM },
+	};
+	char dir[PATH_MAX], shm[PATH_MAX], decoy[PATH_MAX];
+	char path[PATH_MAX + 16];
+	struct stat st;
+	int fd;
+
+	if (!have_root(__func__) || !shm_fallback_applies(__func__))
+		return;
+	path_in_base(dir, sizeof(dir), "pool");
+	path_in_base(decoy, sizeof(decoy), "decoy");
+	ck_assert(shm_path_of("pool", shm, sizeof(shm)));
+	ck_assert_int_eq(chown(base, NOBODY, NOBODY), 0);
+	ck_assert_int_eq(mkdir(decoy, 0700), 0);
+	ck_assert_int_eq(chown(decoy, NOBODY, NOBODY), 0);
+
+	for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+		switch (i) {
+		case 0:
+			ck_assert_int_eq(symlink(decoy, shm), 0);
+			break;
+		case 1:
+			fd = open(shm, O_WRONLY | O_CREAT | O_EXCL, 0600);
+			ck_assert_int_ge(fd, 0);
+			close(fd);
+			break;
+		case 2:
+		case 3:
+			ck_assert_int_eq(mkdir(shm, i == 2 ? 0755 : 0700), 0);
+			ck_assert_int_eq(chown(shm, STRANGER, STRANGER), 0);
+			break;
+		case 4:
+			ck_assert_int_eq(mkdir(shm, 0700), 0);
+			ck_assert_int_eq(chmod(shm, 0777), 0);
+			ck_assert_int_eq(chown(shm, NOBODY, NOBODY), 0);
+			break;
+		}
+		ck_assert_msg(as_nobody(open_refused_as_nobody, dir) ==
+				      taken[i].err,
+			      "/dev/shm name taken by %s: want %s",
+			      taken[i].what, strerror(taken[i].err));
+		/* no pages anywhere: not in the decoy, not on disk */
+		snprintf(path, sizeof(path), "%s/pages", decoy);
+		ck_assert_int_eq(access(path, F_OK), -1);
+		snprintf(path, sizeof(path), "%s/pages", dir);
+		ck_assert_int_eq(access(path, F_OK), -1);
+		/*
+		 * Freeing the pool leaves what is not the pool's, and
+		 * removes the directory of its owner's
+		 */
+		ck_assert_int_eq(mc_pool_destroy(dir), 0);
+		if (i == 4) {
+			ck_assert_int_eq(lstat(shm, &st), -1);
+			continue;
+		}
+		ck_assert_int_eq(lstat(shm, &st), 0);
+		ck_assert(i != 0 || S_ISLNK(st.st_mode));
+		if (unlink(shm) < 0)
+			ck_assert_int_eq(rmdir(shm), 0);
+	}
+}
+END_TEST
+
+/* As nobody: the pool at arg stays where it is; 0 or a step number. */
+static int stay_as_nobody(const void *arg)
+{
+	struct mc_pool *pool;
+	bool adopted;
+
+	if (mc_pool_open(&pool, arg, 32 * MiB, MC_POOL_HUGE, &adopted) != 0)
+		return 1;
+	if (mc_pool_kind(pool) != MC_POOL_DIR ||
+	    strcmp(mc_pool_dir(pool), arg) != 0)
+		return 2;
+	mc_pool_close(pool);
+	return 0;
+}
+
+START_TEST(a_state_dir_on_tmpfs_keeps_the_pages_there)
+{
+	char state[PATH_MAX], dir[PATH_MAX], shm[PATH_MAX];
+
+	if (!have_root(__func__))
+		return;
+	path_in_base(state, sizeof(state), "state");
+	path_in_base(dir, sizeof(dir), "state/pool");
+	ck_assert_int_eq(mkdir(state, 0700), 0);
+	/* like /run: memory, but not the pool's own mount */
+	ck_assert_int_eq(mount("mc-test-state", state, "tmpfs",
+			       MS_NOSUID | MS_NODEV, "size=64m,mode=0700"),
+			 0);
+	ck_assert_int_eq(chown(base, NOBODY, NOBODY), 0);
+	ck_assert_int_eq(chown(state, NOBODY, NOBODY), 0);
+	ck_assert_int_eq(as_nobody(stay_as_nobody, dir), 0);
+	if (shm_path_of("state/pool", shm, sizeof(shm)))
+		ck_assert_int_eq(access(shm, F_OK), -1);
+	ck_assert_int_eq(mc_pool_destroy(dir), 0);
+	ck_assert_int_eq(umount2(state, 0), 0);
+}
+END_TEST
+
 START_TEST(bad_arguments_are_refused)
 {
 	struct mc_pool *pool = (struct mc_pool *)1;
@@ -842,10 +1084,14 @@ static Suite *pool_suite(void)
 		 adopted_tmpfs_is_resized_to_the_new_capacity);
 	add_case(s, "destroy unmounts and removes the pool",
 		 destroy_unmounts_and_removes_the_pool);
-	add_case(s, "open without mount permission falls back to a directory",
-		 open_without_mount_permission_falls_back_to_a_directory);
 	add_case(s, "shm names are stable, distinct, safe and bounded",
 		 shm_names_are_stable_distinct_safe_and_bounded);
+	add_case(s, "open without mount permission keeps pages on /dev/shm",
+		 open_without_mount_permission_keeps_pages_on_dev_shm);
+	add_case(s, "a /dev/shm name taken by someone else is refused",
+		 a_dev_shm_name_taken_by_someone_else_is_refused);
+	add_case(s, "a state directory on tmpfs keeps the pages there",
+		 a_state_dir_on_tmpfs_keeps_the_pages_there);
 	add_case(s, "bad arguments are refused", bad_arguments_are_refused);
 	return s;
 }
