@@ -211,8 +211,12 @@ static void print_banner(const struct mc_config *cfg, struct mc_pool *pool,
 		       (unsigned long long)st->pages);
 	}
 	printf("  status: cat %s/.mooncake/status\n", cfg->mountpoint);
-	printf("  stop:   umount %s   (the pool memory stays for a restart; free it with 'umount %s/pool')\n",
-	       cfg->mountpoint, cfg->state_dir);
+	if (mc_pool_kind(pool) == MC_POOL_DIR)
+		printf("  stop:   umount %s   (the pages stay for a restart; once stopped, free them with 'rm -r %s')\n",
+		       cfg->mountpoint, mc_pool_dir(pool));
+	else
+		printf("  stop:   umount %s   (the pool memory stays for a restart; free it with 'umount %s')\n",
+		       cfg->mountpoint, mc_pool_dir(pool));
 	fflush(stdout);
 }
 
@@ -361,7 +365,7 @@ made_ns:
 	else
 		status = 0;
 	mc_log(MC_LOG_NOTICE, "stopped: %s unmounted; pool memory kept at '%s'",
-	       cfg->mountpoint, pooldir);
+	       cfg->mountpoint, mc_pool_dir(pool));
 out:
 	mc_cluster_stop(cluster);	/* nothing calls into fs after this */
 	mc_fs_free(fs);

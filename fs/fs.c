@@ -644,6 +644,16 @@ static void try_backing(struct mc_fs *fs, struct mc_inode *in)
 		in->backing_id = id;
 		return;
 	}
+	/*
+	 * The kernel offers passthrough to anyone but registers backing
+	 * files only for CAP_SYS_ADMIN: one warning, then no more tries.
+	 */
+	if (id == -EPERM) {
+		if (mc_passthrough_disable(fs->pt))
+			mc_log(MC_LOG_WARNING,
+			       "passthrough: the kernel refuses this daemon's backing files (EPERM: it needs CAP_SYS_ADMIN): the daemon serves every read and write itself, which is slower; run it as root for passthrough");
+		return;
+	}
 	mc_log_ratelimited(MC_LOG_WARNING,
 			   "passthrough: cannot register a backing file (%s): the daemon serves this file itself, which is slower",
 			   strerror(-id));

@@ -251,6 +251,11 @@ bool mc_passthrough_offered(const struct mc_passthrough *pt)
 	return pt && atomic_load(&pt->offered);
 }
 
+bool mc_passthrough_disable(struct mc_passthrough *pt)
+{
+	return pt && atomic_exchange(&pt->active, false);
+}
+
 int mc_passthrough_open_backing(struct mc_passthrough *pt, int fd)
 {
 	struct wire_backing_map map = { .fd = fd };

@@ -46,6 +46,12 @@ bool mc_passthrough_active(const struct mc_passthrough *pt);
 bool mc_passthrough_offered(const struct mc_passthrough *pt);
 
 /*
+ * Stop using passthrough for opens from now on (the kernel refuses our
+ * backing files): true for the one caller that turned it off.
+ */
+bool mc_passthrough_disable(struct mc_passthrough *pt);
+
+/*
  * Register fd as a backing file: a positive backing id, or -errno (-EPERM
  * without CAP_SYS_ADMIN).  Release with mc_passthrough_close_backing().
  */

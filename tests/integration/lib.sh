@@ -248,6 +248,7 @@ MC_LOG=$MC_TEST_DIR/daemon.log
 MC_PID=
 MC_STARTS=0
 MC_EXPECTED_ERRS=()
+MC_REMOVE_ON_EXIT=()	# paths outside MC_TEST_DIR to remove on any exit
 MC_NET_ID=	# set by mc_net_up: the cluster's namespaces exist
 MC_HOSTS=()
 MC_MASTER_PID=
@@ -276,6 +277,11 @@ mc__cleanup() {
 	fi
 	# a cluster test's hosts, master and namespaces
 	declare -F mc__cluster_cleanup >/dev/null && mc__cluster_cleanup
+	# what the test made outside MC_TEST_DIR (a pool on /dev/shm)
+	local p
+	for p in "${MC_REMOVE_ON_EXIT[@]}"; do
+		rm -rf --one-file-system -- "$p"
+	done
 	# helpers a test left running in the background
 	local j
 	for j in $(jobs -p); do
