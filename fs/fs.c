@@ -1112,8 +1112,10 @@ static int start_write(struct mc_fs *fs, uint64_t parent, const char *name,
 	 * size recorded with the pool's memory knows the pages it holds.
 	 */
 	want = atomic_load(&fs->last_page_size);
-	if (want == 0)
+	if (want < mc_pool_largest_page(fs->pool))
 		want = mc_pool_largest_page(fs->pool);
+	if (want > fs->params.max_page_size)
+		want = fs->params.max_page_size;
 	make_room(fs, 2 * want);
 	r = mc_ns_reserve(fs->ns, &ino, &page);
 	if (r < 0)

@@ -132,7 +132,7 @@ static uint64_t cut_locked(struct mc_reserve *r, uint64_t by, uint64_t cap)
 
 	if (cut > cap)
 		cut = cap;
-	if (cut < cur && mc_pool_reserve_resize(r->pool, cut) < 0)
+	if (cut < cur && mc_pool_reserve_resize(r->pool, cut, NULL, NULL) < 0)
 		cut = cur;
 	return cur - cut;
 }
@@ -204,6 +204,14 @@ void mc_reserve_return(struct mc_reserve *r, uint64_t loan)
  * second.  Zeroing memory costs CPU, so it runs here at a lower priority
  * and never on a request's path.
  */
+/* The keeper's growth gives way as soon as a write or an open comes. */
+static bool keeper_should_stop(void *ctx)
+{
+	struct mc_reserve *r = ctx;
+
+	return mono_ns() - atomic_load(&r->last_busy_ns) < KEEP_QUIET_NS;
+}
+
 static void *keeper_main(void *arg)
 {
 	struct mc_reserve *r = arg;
@@ -224,7 +232,8 @@ static void *keeper_main(void *arg)
 			filling = false;
 		quiet = mono_ns() - atomic_load(&r->last_busy_ns) >= KEEP_QUIET_NS;
 		grown = filling && quiet &&
-			mc_pool_reserve_resize(r->pool, cur + KEEP_CHUNK) == 0;
+			mc_pool_reserve_resize(r->pool, cur + KEEP_CHUNK,
+					       keeper_should_stop, r) == 0;
 		pthread_mutex_unlock(&r->mutex);
 
 		pthread_mutex_lock(&r->lock);

@@ -54,11 +54,13 @@ struct mc_pool {
 	int reserve_fd;		/* -1 for MC_POOL_DIR */
 	pthread_mutex_t reserve_lock;
 	_Atomic uint64_t reserve_bytes;	/* written under reserve_lock */
-	_Atomic uint64_t largest_page;	/* written under reserve_lock */
+	pthread_mutex_t largest_lock;	/* not reserve_lock: the keeper holds
+					 * that for milliseconds */
+	_Atomic uint64_t largest_page;	/* written under largest_lock */
 };
 
 static int open_reserve(struct mc_pool *pool);
-static uint64_t load_largest_page(const char *dir);
+static uint64_t load_largest_page(const char *dir, uint64_t capacity);
 
 static void page_name(uint64_t id, char name[POOL_NAME_LEN])
 {
@@ -498,6 +500,7 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 	pool->pending_fd = -1;
 	pool->reserve_fd = -1;
 	pthread_mutex_init(&pool->reserve_lock, NULL);
+	pthread_mutex_init(&pool->largest_lock, NULL);
 	pool->capacity = capacity;
 
 	r = mc_mkdir_p(dir, 0700);
@@ -594,7 +597,7 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 		*adopted = had_pages;
 	}
 
-	pool->largest_page = load_largest_page(pool->dir);
+	pool->largest_page = load_largest_page(pool->dir, pool->capacity);
 	*poolp = pool;
 	pool = NULL;
 	r = 0;
@@ -621,6 +624,7 @@ void mc_pool_close(struct mc_pool *pool)
 	if (pool->reserve_fd >= 0)
 		close(pool->reserve_fd);
 	pthread_mutex_destroy(&pool->reserve_lock);
+	pthread_mutex_destroy(&pool->largest_lock);
 	free(pool->dir);
 	free(pool);
 }
@@ -669,7 +673,8 @@ static int open_reserve(struct mc_pool *pool)
  * costs a host fault, 0.3 GB/s here.  Writing the reserve's pages now, in
  * the keeper's time, means the writer that later takes them does not pay.
  */
-static int touch_range(int fd, uint64_t from, uint64_t to)
+static int touch_range(int fd, uint64_t from, uint64_t to,
+		       bool (*stop)(void *ctx), void *ctx)
 {
 	static const uint8_t zeros[64 << 10];
 	ssize_t n;
@@ -678,6 +683,9 @@ static int touch_range(int fd, uint64_t from, uint64_t to)
 		size_t len = to - from < sizeof(zeros) ? (size_t)(to - from) :
 							 sizeof(zeros);
 
+		/* a 2 MiB step of cold memory takes ~7 ms: readers come first */
+		if (stop && stop(ctx))
+			return -EAGAIN;
 		n = pwrite(fd, zeros, len, (off_t)from);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -693,7 +701,8 @@ uint64_t mc_pool_reserve_size(struct mc_pool *pool)
 	return pool->reserve_bytes;
 }
 
-int mc_pool_reserve_resize(struct mc_pool *pool, uint64_t bytes)
+int mc_pool_reserve_resize(struct mc_pool *pool, uint64_t bytes,
+			   bool (*stop)(void *ctx), void *ctx)
 {
 	uint64_t cur;
 	int r = 0;
@@ -712,7 +721,8 @@ int mc_pool_reserve_resize(struct mc_pool *pool, uint64_t bytes)
 			      (off_t)(bytes - cur)) < 0)
 			r = -errno;
 		if (r == 0)
-			r = touch_range(pool->reserve_fd, cur, bytes);
+			r = touch_range(pool->reserve_fd, cur, bytes, stop,
+					ctx);
 		if (r < 0 && ftruncate(pool->reserve_fd, (off_t)cur) < 0)
 			r = -errno;
 	}
@@ -1072,18 +1082,22 @@ out:
  */
 #define POOL_LARGEST_XATTR "user.mooncake.largest_page"
 
-static uint64_t load_largest_page(const char *dir)
+static uint64_t load_largest_page(const char *dir, uint64_t capacity)
 {
 	char buf[24];
 	ssize_t n = getxattr(dir, POOL_LARGEST_XATTR, buf, sizeof(buf) - 1);
-	char *end;
-	unsigned long long v;
+	uint64_t v = 0;
+	ssize_t i;
 
 	if (n <= 0)
 		return 0;	/* none recorded, or no xattrs here: guess later */
-	buf[n] = '\0';
-	v = strtoull(buf, &end, 10);
-	return *end == '\0' ? (uint64_t)v : 0;
+	/* digits only, and no more than the pool holds: it sizes evictions */
+	for (i = 0; i < n; i++) {
+		if (buf[i] < '0' || buf[i] > '9' || v > capacity / 10)
+			return 0;
+		v = v * 10 + (uint64_t)(buf[i] - '0');
+	}
+	return v <= capacity ? v : 0;
 }
 
 uint64_t mc_pool_largest_page(struct mc_pool *pool)
@@ -1098,7 +1112,7 @@ int mc_pool_note_page_size(struct mc_pool *pool, uint64_t size)
 
 	if (size <= pool->largest_page)
 		return 0;	/* the common case: no lock, no write */
-	pthread_mutex_lock(&pool->reserve_lock);
+	pthread_mutex_lock(&pool->largest_lock);
 	if (size > pool->largest_page) {
 		pool->largest_page = size;
 		snprintf(buf, sizeof(buf), "%" PRIu64, size);
@@ -1106,7 +1120,7 @@ int mc_pool_note_page_size(struct mc_pool *pool, uint64_t size)
 			     0) < 0)
 			r = -errno;
 	}
-	pthread_mutex_unlock(&pool->reserve_lock);
+	pthread_mutex_unlock(&pool->largest_lock);
 	return r;
 }
 

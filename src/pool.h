@@ -114,9 +114,12 @@ int mc_pool_usage(struct mc_pool *pool, struct mc_pool_usage *out);
  * (rounded down to 2 MiB): shrinking frees memory at once, growing
  * allocates it (and takes time: call it off the request path).  0, -errno
  * (-ENOSPC when the pool has no room), -ENOTSUP for MC_POOL_DIR.  Usage
- * reports exclude the reserve.  Thread-safe.
+ * reports exclude the reserve.  Thread-safe.  A growth asks stop(ctx)
+ * (when not NULL) every 64 KiB and gives up when it says true: the size
+ * stays as it was, and the result is -EAGAIN.
  */
-int mc_pool_reserve_resize(struct mc_pool *pool, uint64_t bytes);
+int mc_pool_reserve_resize(struct mc_pool *pool, uint64_t bytes,
+			   bool (*stop)(void *ctx), void *ctx);
 uint64_t mc_pool_reserve_size(struct mc_pool *pool);
 
 /*

@@ -485,6 +485,14 @@ START_TEST(usage_reports_capacity_and_grows_in_huge_pages)
 }
 END_TEST
 
+/* A stop predicate that lets one 64 KiB step through, then stops. */
+static bool stop_after_one(void *ctx)
+{
+	int *calls = ctx;
+
+	return ++*calls > 1;
+}
+
 START_TEST(the_reserve_holds_memory_without_counting_as_use)
 {
 	struct mc_pool_usage u0, u1;
@@ -500,7 +508,7 @@ START_TEST(the_reserve_holds_memory_without_counting_as_use)
 				      &adopted),
 			 0);
 	ck_assert_int_eq(mc_pool_usage(pool, &u0), 0);
-	ck_assert_int_eq(mc_pool_reserve_resize(pool, 9 * MiB), 0);
+	ck_assert_int_eq(mc_pool_reserve_resize(pool, 9 * MiB, NULL, NULL), 0);
 	/* rounded down to whole huge pages */
 	ck_assert_uint_eq(mc_pool_reserve_size(pool), 8 * MiB);
 	ck_assert_int_eq(mc_pool_usage(pool, &u1), 0);
@@ -512,9 +520,14 @@ START_TEST(the_reserve_holds_memory_without_counting_as_use)
 	ck_assert_int_lt(fallocate(fd, 0, 0, 10 * MiB), 0);
 	ck_assert_int_eq(errno, ENOSPC);
 	/* ...until the reserve lends it */
-	ck_assert_int_eq(mc_pool_reserve_resize(pool, 2 * MiB), 0);
+	ck_assert_int_eq(mc_pool_reserve_resize(pool, 2 * MiB, NULL, NULL), 0);
 	ck_assert_int_eq(fallocate(fd, 0, 0, 10 * MiB), 0);
 	close(fd);
+	/* a growth told to stop gives up and leaves the size as it was */
+	ck_assert_int_eq(mc_pool_reserve_resize(pool, 4 * MiB, stop_after_one,
+						&(int){ 0 }),
+			 -EAGAIN);
+	ck_assert_uint_eq(mc_pool_reserve_size(pool), 2 * MiB);
 	/* and it survives a reopen with the mount */
 	mc_pool_close(pool);
 	ck_assert_int_eq(mc_pool_open(&pool, dir, 16 * MiB, MC_POOL_HUGE,
