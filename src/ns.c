@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ns.h"
 #include "store.h"
@@ -333,7 +334,7 @@ int mc_ns_open(struct mc_ns **nsp, const char *path)
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
-	r = mc_store_open(&l->st, path);
+	r = mc_store_open_owned(&l->st, path, geteuid(), getegid());
 	if (r < 0) {
 		free(l);
 		return r;

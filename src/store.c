@@ -44,7 +44,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "id_counts.h"
 #include "log.h"
@@ -303,6 +302,8 @@ static const uint8_t store_local_uuid[16] = { [15] = 1 };
 struct mc_store {
 	pthread_mutex_t lock;
 	char *path;		/* for messages; set at open, then read-only */
+	uid_t root_uid;		/* the owner a new store's root gets */
+	gid_t root_gid;
 	sqlite3 *db;		/* protected by st->lock */
 	sqlite3_stmt *q[Q_COUNT]; /* protected by st->lock */
 	/* [next, end) was persisted as reserved; protected by st->lock */
@@ -859,10 +860,7 @@ static int store_schema_version(struct mc_store *st)
 	return r;
 }
 
-/*
- * The root belongs to whoever made the store: a daemon that a user runs
- * (mounting through fusermount3) can then write its own pool.
- */
+/* The root's owner: see mc_store_open_owned(). */
 static int store_create_root(struct mc_store *st)
 {
 	static const char sql[] =
@@ -877,8 +875,8 @@ static int store_create_root(struct mc_store *st)
 	bind_u64(q, 1, MC_NS_ROOT_INO);
 	bind_u64(q, 2, S_IFDIR | 0755);
 	bind_u64(q, 3, store_now_ns());
-	bind_u64(q, 4, geteuid());
-	bind_u64(q, 5, getegid());
+	bind_u64(q, 4, st->root_uid);
+	bind_u64(q, 5, st->root_gid);
 	r = q_step(st, q);
 	sqlite3_finalize(q);
 	return r < 0 ? r : 0;
@@ -1008,6 +1006,12 @@ static int store_load_counters(struct mc_store *st)
 
 int mc_store_open(struct mc_store **stp, const char *path)
 {
+	return mc_store_open_owned(stp, path, 0, 0);
+}
+
+int mc_store_open_owned(struct mc_store **stp, const char *path, uid_t uid,
+			gid_t gid)
+{
 	struct mc_store *st;
 	int rc, r;
 
@@ -1015,6 +1019,8 @@ int mc_store_open(struct mc_store **stp, const char *path)
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
+	st->root_uid = uid;
+	st->root_gid = gid;
 	pthread_mutex_init(&st->lock, NULL);
 	mc_id_counts_init(&st->pins);
 	st->path = strdup(path);

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ns.h"
 
@@ -37,6 +38,13 @@ typedef void (*mc_store_dropped_fn)(void *ctx, const struct mc_ns_dropped *d);
  * moves every copy of the page in its segment's LRU.
  */
 int mc_store_open(struct mc_store **stp, const char *path);
+/*
+ * As mc_store_open(), and a store made new gets a root directory owned by
+ * uid:gid (mc_store_open(): root's), so that a daemon a user runs can
+ * write its own pool; a master's namespace stays root's on every host.
+ */
+int mc_store_open_owned(struct mc_store **stp, const char *path, uid_t uid,
+			gid_t gid);
 void mc_store_close(struct mc_store *st);
 int64_t mc_store_forget_pages(struct mc_store *st);
 int mc_store_reserve(struct mc_store *st, uint64_t *ino, uint64_t *page_id);

@@ -156,6 +156,8 @@ mc_stop
 	"$MNT" >"$OUT" 2>&1 </dev/null
 rc=$?
 [ $rc -eq 0 ] || fail "mooncaked without --foreground exited $rc: $(tail -n 5 "$OUT")"
+# what it said before it detached (after, it logs to syslog)
+grep -E '\[(err|crit|alert|emerg)\]' "$OUT" && fail "mooncaked logged errors while starting in the background"
 MC_PID=$(pgrep -f -- "--state-dir $STATE ")
 [ "$(echo "$MC_PID" | wc -w)" = 1 ] ||
 	fail "expected one daemon left running after a start in the background, found '$MC_PID'"

@@ -481,6 +481,25 @@ START_TEST(a_write_failing_mid_batch_rolls_back_only_that_item)
 }
 END_TEST
 
+START_TEST(a_new_store_root_belongs_to_the_owner_asked_for)
+{
+	struct mc_store *st;
+	struct mc_ns_attr a;
+
+	ck_assert_int_eq(mc_store_open_owned(&st, ":memory:", 1234, 5678), 0);
+	ck_assert_int_eq(mc_store_getattr(st, MC_NS_ROOT_INO, &a), 0);
+	ck_assert_uint_eq(a.uid, 1234);
+	ck_assert_uint_eq(a.gid, 5678);
+	mc_store_close(st);
+	/* a master's store: root's, whoever runs it */
+	st = open_mem();
+	ck_assert_int_eq(mc_store_getattr(st, MC_NS_ROOT_INO, &a), 0);
+	ck_assert_uint_eq(a.uid, 0);
+	ck_assert_uint_eq(a.gid, 0);
+	mc_store_close(st);
+}
+END_TEST
+
 START_TEST(an_empty_batch_commits_nothing)
 {
 	struct mc_store *st = open_mem();
@@ -1479,6 +1498,8 @@ static Suite *store_suite(void)
 	add(s, "a write failing mid-batch rolls back only that item",
 	    a_write_failing_mid_batch_rolls_back_only_that_item);
 	add(s, "an empty batch commits nothing", an_empty_batch_commits_nothing);
+	add(s, "a new store's root belongs to the owner asked for",
+	    a_new_store_root_belongs_to_the_owner_asked_for);
 	add(s, "evict in one segment leaves another segment's pages alone",
 	    evict_in_one_segment_leaves_another_segments_pages_alone);
 	add(s, "evicting one of two copies drops only the copy",
