@@ -28,11 +28,43 @@
  */
 static char base[PATH_MAX];
 
+/* True when path is on a filesystem that keeps its files in memory. */
+static bool on_memory(const char *path)
+{
+	struct statfs sf;
+
+	return statfs(path, &sf) == 0 &&
+	       (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
+}
+
+/*
+ * Checks a test cannot make here are not passed in silence: it says so in
+ * the log, on stderr (unbuffered, there even if the test dies next).
+ */
+static void note_skipped(const char *test, const char *what)
+{
+	fprintf(stderr, "NOTE: %s: %s\n", test, what);
+}
+
+/*
+ * The base is on disk when the machine has one: a pool there that cannot
+ * mount moves to /dev/shm, which the /dev/shm checks are about, while one
+ * on memory stays.  /tmp is often a tmpfs; /var/tmp rarely.
+ */
 static void base_setup(void)
 {
-	char tmpl[] = "/tmp/mc-test-pool-XXXXXX";
+	static const char *const parents[] = { "/tmp", "/var/tmp" };
+	const char *parent = parents[0];
+	char tmpl[PATH_MAX];
 	char *canon;
 
+	for (size_t i = 0; i < sizeof(parents) / sizeof(parents[0]); i++) {
+		if (access(parents[i], W_OK) == 0 && !on_memory(parents[i])) {
+			parent = parents[i];
+			break;
+		}
+	}
+	snprintf(tmpl, sizeof(tmpl), "%s/mc-test-pool-XXXXXX", parent);
 	/* canonical, as the pool keeps its directory and names /dev/shm */
 	ck_assert_ptr_nonnull(mkdtemp(tmpl));
 	canon = realpath(tmpl, NULL);
@@ -111,7 +143,7 @@ static bool have_root(const char *test)
 {
 	if (geteuid() == 0)
 		return true;
-	printf("%s: tmpfs checks skipped, mounting needs root\n", test);
+	note_skipped(test, "tmpfs checks skipped: mounting needs root");
 	return false;
 }
 
@@ -801,15 +833,14 @@ static bool shm_fallback_applies(const char *test)
 {
 	struct statfs sf;
 
-	ck_assert_int_eq(statfs(base, &sf), 0);
-	if (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC) {
-		printf("%s: /dev/shm checks skipped, '%s' is memory already\n",
-		       test, base);
+	if (on_memory(base)) {
+		note_skipped(test,
+			     "/dev/shm checks skipped: they need a test base on disk, and /tmp and /var/tmp are memory");
 		return false;
 	}
 	if (statfs("/dev/shm", &sf) < 0 || sf.f_type != TMPFS_MAGIC) {
-		printf("%s: /dev/shm checks skipped, no tmpfs at /dev/shm\n",
-		       test);
+		note_skipped(test,
+			     "/dev/shm checks skipped: /dev/shm is not a tmpfs");
 		return false;
 	}
 	return true;
