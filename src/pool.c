@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +45,14 @@ struct mc_pool {
 	enum mc_pool_kind kind;
 	uint64_t capacity;	/* as passed to open (MC_POOL_DIR reports it) */
 	/*
-	 * MC_POOL_DIR only: free bytes of the underlying filesystem at open.
-	 * Summing file sizes on every usage call would scan millions of
-	 * pages, so use is estimated as the free space lost since open.
+	 * MC_POOL_DIR only: what the committed pages (the files in pages/)
+	 * take, each file's size rounded up to POOL_SMALL_UNIT as eviction
+	 * counts it.  The filesystem under such a pool is shared (/dev/shm
+	 * with NCCL and PyTorch), so its free space says nothing of ours.
+	 * Summed once at open, then kept by commit and free: committed bytes
+	 * never change.  pending/ is summed at each usage call instead.
 	 */
-	uint64_t dir_free_at_open;
+	_Atomic uint64_t dir_pages_bytes;
 	int pages_fd;
 	int pending_fd;
 	int reserve_fd;		/* -1 for MC_POOL_DIR */
@@ -258,9 +262,42 @@ static int unlink_entry(void *ctx, int fd, const char *name)
 	return 0;
 }
 
-static int found_entry(void *ctx, int fd, const char *name)
+/* What a file takes in a directory pool: its size in whole 4 KiB pages. */
+static uint64_t dir_footprint(const struct stat *st)
 {
-	return 1;
+	uint64_t size;
+
+	if (!S_ISREG(st->st_mode) || st->st_size <= 0)
+		return 0;
+	size = (uint64_t)st->st_size;
+	return (size + POOL_SMALL_UNIT - 1) / POOL_SMALL_UNIT * POOL_SMALL_UNIT;
+}
+
+struct dir_sum {
+	uint64_t bytes;		/* footprints of the regular files */
+	uint64_t entries;	/* every entry, a stray one too */
+};
+
+static int sum_entry(void *ctx, int fd, const char *name)
+{
+	struct dir_sum *sum = ctx;
+	struct stat st;
+
+	if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;	/* gone since */
+	sum->bytes += dir_footprint(&st);
+	sum->entries++;
+	return 0;
+}
+
+/* Take bytes off the committed pages' sum, never below 0. */
+static void dir_pages_sub(struct mc_pool *pool, uint64_t bytes)
+{
+	uint64_t cur = atomic_load(&pool->dir_pages_bytes);
+
+	while (!atomic_compare_exchange_weak(&pool->dir_pages_bytes, &cur,
+					     cur > bytes ? cur - bytes : 0))
+		;
 }
 
 /* ---- the fallback when mounting is not allowed ------------------------ */
@@ -483,9 +520,9 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 {
 	struct mc_pool *pool = NULL;
 	struct mc_mountinfo m;
+	struct dir_sum sum = { 0, 0 };
 	struct statfs sf;
 	bool mounted = false;
-	bool had_pages = false;
 	int r;
 
 	*poolp = NULL;
@@ -577,24 +614,20 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 	}
 
 	if (pool->kind == MC_POOL_DIR) {
-		r = for_each_entry(pool->pages_fd, found_entry, NULL);
+		/*
+		 * The one scan of pages/ at start, which a tmpfs pool never
+		 * makes (the mount counts its use): a directory pool is the
+		 * degraded mode, and only its own files are its use.
+		 */
+		r = for_each_entry(pool->pages_fd, sum_entry, &sum);
 		if (r < 0) {
 			mc_log_errno(MC_LOG_ERR, r,
 				     "pool: cannot list '%s/pages': check its permissions",
 				     pool->dir);
 			goto out_umount;
 		}
-		had_pages = r == 1;
-		if (fstatfs(pool->pages_fd, &sf) < 0) {
-			r = -errno;
-			mc_log_errno(MC_LOG_ERR, r,
-				     "pool: cannot statfs '%s': check the filesystem under it",
-				     pool->dir);
-			goto out_umount;
-		}
-		pool->dir_free_at_open = (uint64_t)sf.f_bfree *
-					 (uint64_t)sf.f_bsize;
-		*adopted = had_pages;
+		pool->dir_pages_bytes = sum.bytes;
+		*adopted = sum.entries > 0;
 	}
 
 	pool->largest_page = load_largest_page(pool->dir, pool->capacity);
@@ -890,10 +923,27 @@ int mc_pool_create(struct mc_pool *pool, uint64_t id)
 int mc_pool_commit(struct mc_pool *pool, uint64_t id)
 {
 	char name[POOL_NAME_LEN];
+	uint64_t footprint = 0;
+	struct stat st;
+	int r;
 
 	page_name(id, name);
-	if (renameat(pool->pending_fd, name, pool->pages_fd, name) < 0)
-		return -errno;
+	if (pool->kind == MC_POOL_DIR) {
+		/*
+		 * Counted before the move, so that mc_pool_usage() sees it
+		 * twice for a moment rather than nowhere; its bytes are final.
+		 */
+		if (fstatat(pool->pending_fd, name, &st,
+			    AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		footprint = dir_footprint(&st);
+		atomic_fetch_add(&pool->dir_pages_bytes, footprint);
+	}
+	if (renameat(pool->pending_fd, name, pool->pages_fd, name) < 0) {
+		r = -errno;
+		dir_pages_sub(pool, footprint);
+		return r;
+	}
 	return 0;
 }
 
@@ -926,10 +976,19 @@ int mc_pool_open_page(struct mc_pool *pool, uint64_t id, int flags)
 int mc_pool_free(struct mc_pool *pool, uint64_t id)
 {
 	char name[POOL_NAME_LEN];
+	uint64_t footprint = 0;
+	struct stat st;
 
 	page_name(id, name);
-	if (unlinkat(pool->pages_fd, name, 0) < 0 && errno != ENOENT)
-		return -errno;
+	if (pool->kind == MC_POOL_DIR) {
+		if (fstatat(pool->pages_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return errno == ENOENT ? 0 : -errno;
+		footprint = dir_footprint(&st);
+	}
+	if (unlinkat(pool->pages_fd, name, 0) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	/* only the unlink that removed it: two frees of one page count once */
+	dir_pages_sub(pool, footprint);
 	return 0;
 }
 
@@ -969,13 +1028,15 @@ bool mc_pool_has_page(struct mc_pool *pool, uint64_t id)
 
 int mc_pool_usage(struct mc_pool *pool, struct mc_pool_usage *out)
 {
+	struct dir_sum pending = { 0, 0 };
 	struct statfs sf;
-	uint64_t bsize, free_now, used, reserve;
+	uint64_t bsize, reserve;
+	int r;
 
-	if (fstatfs(pool->pages_fd, &sf) < 0)
-		return -errno;
-	bsize = (uint64_t)sf.f_bsize;
 	if (pool->kind != MC_POOL_DIR) {
+		if (fstatfs(pool->pages_fd, &sf) < 0)
+			return -errno;
+		bsize = (uint64_t)sf.f_bsize;
 		out->capacity = (uint64_t)sf.f_blocks * bsize;
 		out->used = ((uint64_t)sf.f_blocks - (uint64_t)sf.f_bfree) *
 			    bsize;
@@ -988,16 +1049,20 @@ int mc_pool_usage(struct mc_pool *pool, struct mc_pool_usage *out)
 	}
 
 	/*
-	 * Approximate: the free space lost on the underlying filesystem
-	 * since open.  Pages adopted at open are not counted, and other
-	 * writers to that filesystem are; the allocator's own accounting
-	 * is what enforces capacity in this mode.
+	 * The pool's own files only: the committed pages' sum, and the
+	 * writes in flight, whose files grow where we do not see it (the
+	 * daemon's pwrite(), a passthrough write), read from pending/ now.
+	 * That holds only the pages being written, a few.  pending/ first:
+	 * commit counts a page before it leaves, so one that moves during
+	 * the scan is in the sum read after it.  Not capped at the capacity:
+	 * eviction must free what a pool over it holds (after a restart with
+	 * a smaller --global-segment-size).
 	 */
-	free_now = (uint64_t)sf.f_bfree * bsize;
-	used = pool->dir_free_at_open > free_now ?
-		       pool->dir_free_at_open - free_now : 0;
+	r = for_each_entry(pool->pending_fd, sum_entry, &pending);
+	if (r < 0)
+		return r;
 	out->capacity = pool->capacity;
-	out->used = used < pool->capacity ? used : pool->capacity;
+	out->used = pending.bytes + atomic_load(&pool->dir_pages_bytes);
 	out->unit = POOL_SMALL_UNIT;
 	return 0;
 }

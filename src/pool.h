@@ -105,7 +105,12 @@ int mc_pool_free(struct mc_pool *pool, uint64_t id);
 /* True when pages/<id> exists (restart checks). */
 bool mc_pool_has_page(struct mc_pool *pool, uint64_t id);
 
-/* Fill *out from the mount: capacity, used, allocation unit.  0 or -errno. */
+/*
+ * Fill *out: capacity, used, allocation unit.  0 or -errno.  On tmpfs,
+ * from the mount; for MC_POOL_DIR, the pool's own files only (pages/ and
+ * pending/, each file's size rounded up to the unit): capacity is the one
+ * passed to open, and used may exceed it.
+ */
 int mc_pool_usage(struct mc_pool *pool, struct mc_pool_usage *out);
 
 /*

@@ -136,6 +136,8 @@ static void base_teardown(void)
 	rmdir(path);
 	path_in_base(path, sizeof(path), "decoy");
 	rmdir(path);
+	path_in_base(path, sizeof(path), "ballast");
+	unlink(path);
 	rmdir(base);
 }
 
@@ -663,6 +665,137 @@ START_TEST(no_mount_uses_the_directory_as_it_is)
 }
 END_TEST
 
+static uint64_t used_of(struct mc_pool *pool)
+{
+	struct mc_pool_usage u;
+
+	ck_assert_int_eq(mc_pool_usage(pool, &u), 0);
+	return u.used;
+}
+
+/* Write len bytes of ballast at the end of fd. */
+static void append(int fd, size_t len)
+{
+	static char chunk[MiB];
+
+	memset(chunk, 0x33, sizeof(chunk));
+	while (len > 0) {
+		size_t n = len < sizeof(chunk) ? len : sizeof(chunk);
+
+		write_all(fd, chunk, n);
+		len -= n;
+	}
+}
+
+/*
+ * Issue: a directory pool's use was the free space its filesystem lost
+ * since open, so on /dev/shm other programs' memory (NCCL, PyTorch) was
+ * pool use, and every create evicted everything.
+ */
+START_TEST(a_directory_pool_counts_only_its_own_files_as_used)
+{
+	struct mc_pool *pool;
+	char dir[PATH_MAX], other[PATH_MAX];
+	uint64_t pages;
+	bool adopted;
+	int fd;
+
+	path_in_base(dir, sizeof(dir), "pool");
+	path_in_base(other, sizeof(other), "ballast");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 64 * MiB, MC_POOL_NO_MOUNT,
+				      &adopted),
+			 0);
+	ck_assert_uint_eq(used_of(pool), 0);
+
+	/* someone else's 16 MiB on the pool's filesystem */
+	fd = open(other, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	append(fd, 16 * MiB);
+	ck_assert_int_eq(fsync(fd), 0);
+	close(fd);
+	ck_assert_uint_eq(used_of(pool), 0);
+
+	/* committed pages: each its size in whole 4 KiB pages, as evicted */
+	put_page(pool, 1, 1000, 1);
+	put_page(pool, 2, 3 * MiB + 1, 2);
+	pages = 4096 + 3 * MiB + 4096;
+	ck_assert_uint_eq(used_of(pool), pages);
+
+	/* a write in flight counts as it grows, and once when committed */
+	fd = mc_pool_create(pool, 3);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_eq(used_of(pool), pages);
+	append(fd, 10000);
+	ck_assert_uint_eq(used_of(pool), pages + 12288);
+	append(fd, MiB);
+	ck_assert_uint_eq(used_of(pool), pages + MiB + 12288);
+	close(fd);
+	ck_assert_int_eq(mc_pool_commit(pool, 3), 0);
+	pages += MiB + 12288;
+	ck_assert_uint_eq(used_of(pool), pages);
+
+	/* a write given up no longer counts */
+	fd = mc_pool_create(pool, 4);
+	ck_assert_int_ge(fd, 0);
+	append(fd, 5000);
+	ck_assert_uint_eq(used_of(pool), pages + 8192);
+	ck_assert_int_eq(mc_pool_discard(pool, 4), 0);
+	close(fd);
+	ck_assert_uint_eq(used_of(pool), pages);
+
+	/* a page freed counts no more, and a second free takes nothing */
+	ck_assert_int_eq(mc_pool_free(pool, 2), 0);
+	pages -= 3 * MiB + 4096;
+	ck_assert_uint_eq(used_of(pool), pages);
+	ck_assert_int_eq(mc_pool_free(pool, 2), 0);
+	ck_assert_uint_eq(used_of(pool), pages);
+	ck_assert_int_eq(mc_pool_commit(pool, 2), -ENOENT);
+	ck_assert_uint_eq(used_of(pool), pages);
+	mc_pool_close(pool);
+	ck_assert_int_eq(unlink(other), 0);
+}
+END_TEST
+
+/*
+ * Issue: the pages a restarted daemon adopted in a directory pool were not
+ * counted, so a restart into a full pool could grow past its capacity.
+ */
+START_TEST(a_reopened_directory_pool_counts_its_pages_as_used)
+{
+	struct mc_pool_usage u;
+	struct mc_pool *pool;
+	char dir[PATH_MAX];
+	bool adopted;
+	int fd;
+
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 8 * MiB, MC_POOL_NO_MOUNT,
+				      &adopted),
+			 0);
+	put_page(pool, 1, 1000, 1);
+	put_page(pool, 2, 2 * MiB, 2);
+	put_page(pool, 3, 5 * MiB, 3);
+	/* never closed by its writer: gone at reopen */
+	fd = mc_pool_create(pool, 4);
+	ck_assert_int_ge(fd, 0);
+	append(fd, MiB);
+	close(fd);
+	mc_pool_close(pool);
+
+	/* a smaller pool now: use past the capacity is reported as it is */
+	ck_assert_int_eq(mc_pool_open(&pool, dir, 4 * MiB, MC_POOL_NO_MOUNT,
+				      &adopted),
+			 0);
+	ck_assert(adopted);
+	ck_assert_int_eq(mc_pool_usage(pool, &u), 0);
+	ck_assert_uint_eq(u.capacity, 4 * MiB);
+	ck_assert_uint_eq(u.used, 4096 + 7 * MiB);
+	ck_assert_int_eq(mc_pool_free(pool, 3), 0);
+	ck_assert_uint_eq(used_of(pool), 4096 + 2 * MiB);
+	mc_pool_close(pool);
+}
+END_TEST
+
 static void two_pools(unsigned flags)
 {
 	struct mc_pool *a, *b;
@@ -1122,6 +1255,10 @@ static Suite *pool_suite(void)
 		 discard_and_free_of_a_missing_page_succeed);
 	add_case(s, "no-mount uses the directory as it is",
 		 no_mount_uses_the_directory_as_it_is);
+	add_case(s, "a directory pool counts only its own files as used",
+		 a_directory_pool_counts_only_its_own_files_as_used);
+	add_case(s, "a reopened directory pool counts its pages as used",
+		 a_reopened_directory_pool_counts_its_pages_as_used);
 	add_case(s, "two pools in one process stay apart",
 		 two_pools_in_one_process_stay_apart);
 	add_case(s, "an adopted tmpfs is resized to the new capacity",
