@@ -184,30 +184,30 @@ static int mount_fresh(const char *dir, uint64_t capacity, unsigned flags,
 	return 0;
 }
 
-/* Open (making it if missing) the subdirectory name of dir. */
-static int open_subdir(const char *dir, const char *name)
+/*
+ * Open (making it if missing) the subdirectory name of the pool directory
+ * dfd, whose path dir is for messages: relative to the fd, so the
+ * directory checked or mounted is the one used.
+ */
+static int open_subdir(int dfd, const char *dir, const char *name)
 {
-	char path[PATH_MAX];
 	int fd;
 
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
-	    (int)sizeof(path))
-		return -ENAMETOOLONG;
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+	if (mkdirat(dfd, name, 0700) < 0 && errno != EEXIST) {
 		int r = -errno;
 
 		mc_log_errno(MC_LOG_ERR, r,
-			     "pool: cannot create '%s': check the pool directory's owner and permissions",
-			     path);
+			     "pool: cannot create '%s/%s': check the pool directory's owner and permissions",
+			     dir, name);
 		return r;
 	}
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		int r = -errno;
 
 		mc_log_errno(MC_LOG_ERR, r,
-			     "pool: cannot open '%s': it must be a directory, not a symlink",
-			     path);
+			     "pool: cannot open '%s/%s': it must be a directory, not a symlink",
+			     dir, name);
 		return r;
 	}
 	return fd;
@@ -368,8 +368,10 @@ int mc_pool_shm_name(const char *dir, char *buf, size_t len)
 /*
  * Open /dev/shm if pages may live there: a tmpfs or ramfs in which nobody
  * else can rename or remove our entries (sticky, as world-writable
- * /dev/shm is, or writable to its owner only).  Returns the fd with the
- * canonical path in *rootp (the caller frees it), or -errno.
+ * /dev/shm is, or writable to its owner only), owned by root or by us (the
+ * owner of a sticky directory may still rename what is in it).  Returns
+ * the fd with the canonical path in *rootp (the caller frees it), or
+ * -errno.
  */
 static int open_shm_root(char **rootp)
 {
@@ -399,6 +401,10 @@ static int open_shm_root(char **rootp)
 		r = -EPERM;
 		goto out_close;
 	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		r = -EPERM;
+		goto out_close;
+	}
 	*rootp = root;
 	return fd;
 out_close:
@@ -413,16 +419,19 @@ out_free:
  * pool at dir.  Anyone may create names in /dev/shm, so the name may have
  * been taken first (by mistake or to catch our pages): accept only a
  * directory, not a symlink to one, owned by us and closed to others.
- * Returns 1 with its path in *pathp (the caller frees it), 0 when there is
- * no usable /dev/shm, or -errno (logged).
+ * Returns 1 with its path in *pathp (the caller frees it) and an fd of the
+ * directory checked in *fdp (the caller closes it; pages/ and pending/ are
+ * opened relative to it), 0 when there is no usable /dev/shm, or -errno
+ * (logged).
  */
-static int make_shm_dir(const char *dir, char **pathp)
+static int make_shm_dir(const char *dir, char **pathp, int *fdp)
 {
 	char name[MC_POOL_SHM_NAME_MAX + 1], path[PATH_MAX], *root = NULL;
 	struct stat st;
 	int rfd, fd = -1, r;
 
 	*pathp = NULL;
+	*fdp = -1;
 	r = mc_pool_shm_name(dir, name, sizeof(name));
 	if (r < 0)
 		return r;
@@ -465,7 +474,13 @@ static int make_shm_dir(const char *dir, char **pathp)
 		goto out_close;
 	}
 	*pathp = strdup(path);
-	r = *pathp ? 1 : -ENOMEM;
+	if (!*pathp) {
+		r = -ENOMEM;
+		goto out_close;
+	}
+	*fdp = fd;
+	fd = -1;
+	r = 1;
 out_close:
 	if (fd >= 0)
 		close(fd);
@@ -479,16 +494,18 @@ out_close:
  * plain directory.  pool->dir itself will do when it is memory already (a
  * state directory on /run).  On disk, pages would be read at disk speed
  * and fill the disk, so then a private directory on /dev/shm takes its
- * place in pool->dir.  Logs the one warning.  0 or -errno (logged).
+ * place in pool->dir, with an fd of it in *dfdp (else -1).  Logs the one
+ * warning.  0 or -errno (logged).
  */
-static int fall_back(struct mc_pool *pool)
+static int fall_back(struct mc_pool *pool, int *dfdp)
 {
 	char have[32], want[32], *shm = NULL;
 	struct statfs sf;
 	int r = 0;
 
+	*dfdp = -1;
 	if (statfs(pool->dir, &sf) < 0 || !on_memory(&sf))
-		r = make_shm_dir(pool->dir, &shm);
+		r = make_shm_dir(pool->dir, &shm, dfdp);
 	if (r < 0)
 		return r;
 	if (r == 0) {
@@ -523,7 +540,7 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 	struct dir_sum sum = { 0, 0 };
 	struct statfs sf;
 	bool mounted = false;
-	int r;
+	int dfd = -1, r;
 
 	*poolp = NULL;
 	*adopted = false;
@@ -576,7 +593,7 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 		r = mount_fresh(pool->dir, capacity, flags, &pool->kind);
 		if (r == -EPERM) {
 			pool->kind = MC_POOL_DIR;
-			r = fall_back(pool);
+			r = fall_back(pool, &dfd);
 			if (r < 0)
 				goto out_free;
 		} else if (r < 0) {
@@ -589,11 +606,22 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 		}
 	}
 
-	r = open_subdir(pool->dir, "pages");
+	/* on /dev/shm, fall_back() gave the directory it checked */
+	if (dfd < 0) {
+		dfd = open(pool->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0) {
+			r = -errno;
+			mc_log_errno(MC_LOG_ERR, r,
+				     "pool: cannot open '%s': check its permissions",
+				     pool->dir);
+			goto out_umount;
+		}
+	}
+	r = open_subdir(dfd, pool->dir, "pages");
 	if (r < 0)
 		goto out_umount;
 	pool->pages_fd = r;
-	r = open_subdir(pool->dir, "pending");
+	r = open_subdir(dfd, pool->dir, "pending");
 	if (r < 0)
 		goto out_umount;
 	pool->pending_fd = r;
@@ -642,6 +670,8 @@ out_umount:
 out_free:
 	if (r < 0)
 		*adopted = false;
+	if (dfd >= 0)
+		close(dfd);
 	mc_pool_close(pool);
 	return r;
 }

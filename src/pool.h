@@ -39,12 +39,12 @@ struct mc_pool_usage {
  * Where mounting is not allowed (EPERM), fall back with one warning to a
  * plain directory (capacity then enforced by accounting only): dir itself
  * when it is on tmpfs or ramfs, else the private directory named by
- * mc_pool_shm_name() on /dev/shm (if /dev/shm is a tmpfs or ramfs; dir
- * otherwise).  mc_pool_dir() tells which.  A tmpfs of another size is
- * resized with a remount.  *adopted says whether committed pages from
- * before survive.  Returns 0 or -errno with the reason logged: -ENOTDIR
- * when the /dev/shm name is taken by a symlink or a file, -EACCES or
- * -EPERM by a directory that is not this user's alone.
+ * mc_pool_shm_name() on /dev/shm (if /dev/shm is a tmpfs or ramfs owned
+ * by root or by us; dir otherwise).  mc_pool_dir() tells which.  A tmpfs
+ * of another size is resized with a remount.  *adopted says whether
+ * committed pages from before survive.  Returns 0 or -errno with the
+ * reason logged: -ENOTDIR when the /dev/shm name is taken by a symlink or
+ * a file, -EACCES or -EPERM by a directory that is not this user's alone.
  */
 int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 		 unsigned flags, bool *adopted);

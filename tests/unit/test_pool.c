@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -1199,6 +1200,64 @@ START_TEST(a_state_dir_on_tmpfs_keeps_the_pages_there)
 }
 END_TEST
 
+/*
+ * In a mount namespace of its own, with a /dev/shm of user STRANGER
+ * (sticky, open to all), open the pool at dir as nobody: 0 when it stays
+ * at dir, 77 when no namespace can be made, else the step that failed.
+ */
+static int open_beside_a_strangers_dev_shm(const char *dir)
+{
+	struct mc_pool *pool;
+	bool adopted;
+
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return 77;
+	if (mount("mc-test-shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
+		  "size=16m,mode=1777,uid=65533,gid=65533") < 0)
+		return 1;
+	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+		return 2;
+	if (mc_pool_open(&pool, dir, 8 * MiB, MC_POOL_HUGE, &adopted) != 0)
+		return 3;
+	if (mc_pool_kind(pool) != MC_POOL_DIR ||
+	    strcmp(mc_pool_dir(pool), dir) != 0)
+		return 4;
+	mc_pool_close(pool);
+	return 0;
+}
+
+/*
+ * The owner of a sticky directory may rename what is in it: a /dev/shm
+ * that is neither root's nor ours could move our directory away between
+ * its check and its use.
+ */
+START_TEST(a_dev_shm_of_another_user_is_not_used)
+{
+	char dir[PATH_MAX];
+	int status;
+	pid_t pid;
+
+	if (!have_root(__func__) || !shm_fallback_applies(__func__))
+		return;
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert_int_eq(chown(base, NOBODY, NOBODY), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(open_beside_a_strangers_dev_shm(dir));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77) {
+		note_skipped(__func__,
+			     "skipped: no mount namespace can be made here");
+		return;
+	}
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	ck_assert_int_eq(mc_pool_destroy(dir), 0);
+}
+END_TEST
+
 START_TEST(bad_arguments_are_refused)
 {
 	struct mc_pool *pool = (struct mc_pool *)1;
@@ -1273,6 +1332,8 @@ static Suite *pool_suite(void)
 		 a_dev_shm_name_taken_by_someone_else_is_refused);
 	add_case(s, "a state directory on tmpfs keeps the pages there",
 		 a_state_dir_on_tmpfs_keeps_the_pages_there);
+	add_case(s, "a /dev/shm of another user is not used",
+		 a_dev_shm_of_another_user_is_not_used);
 	add_case(s, "bad arguments are refused", bad_arguments_are_refused);
 	return s;
 }
