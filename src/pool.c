@@ -419,26 +419,30 @@ out_free:
  * pool at dir.  Anyone may create names in /dev/shm, so the name may have
  * been taken first (by mistake or to catch our pages): accept only a
  * directory, not a symlink to one, owned by us and closed to others.
- * Returns 1 with its path in *pathp (the caller frees it) and an fd of the
+ * Returns 1 with its path in *pathp (the caller frees it), an fd of the
  * directory checked in *fdp (the caller closes it; pages/ and pending/ are
- * opened relative to it), 0 when there is no usable /dev/shm, or -errno
- * (logged).
+ * opened relative to it) and in *madep whether this call made it; 0 when
+ * there is no usable /dev/shm; or -errno (logged), leaving nothing made.
  */
-static int make_shm_dir(const char *dir, char **pathp, int *fdp)
+static int make_shm_dir(const char *dir, char **pathp, int *fdp, bool *madep)
 {
 	char name[MC_POOL_SHM_NAME_MAX + 1], path[PATH_MAX], *root = NULL;
 	struct stat st;
+	bool made = false;
 	int rfd, fd = -1, r;
 
 	*pathp = NULL;
 	*fdp = -1;
+	*madep = false;
 	r = mc_pool_shm_name(dir, name, sizeof(name));
 	if (r < 0)
 		return r;
 	rfd = open_shm_root(&root);
 	if (rfd < 0)
 		return 0;
-	if (mkdirat(rfd, name, 0700) < 0 && errno != EEXIST) {
+	if (mkdirat(rfd, name, 0700) == 0) {
+		made = true;
+	} else if (errno != EEXIST) {
 		r = -errno;
 		mc_log_errno(MC_LOG_ERR, r,
 			     "pool: cannot create '%s/%s': make /dev/shm writable or run as root",
@@ -480,10 +484,15 @@ static int make_shm_dir(const char *dir, char **pathp, int *fdp)
 	}
 	*fdp = fd;
 	fd = -1;
+	*madep = made;
+	made = false;
 	r = 1;
 out_close:
 	if (fd >= 0)
 		close(fd);
+	/* empty still: what this call made goes when it fails */
+	if (made)
+		unlinkat(rfd, name, AT_REMOVEDIR);
 	close(rfd);
 	free(root);
 	return r;
@@ -494,18 +503,19 @@ out_close:
  * plain directory.  pool->dir itself will do when it is memory already (a
  * state directory on /run).  On disk, pages would be read at disk speed
  * and fill the disk, so then a private directory on /dev/shm takes its
- * place in pool->dir, with an fd of it in *dfdp (else -1).  Logs the one
- * warning.  0 or -errno (logged).
+ * place in pool->dir, with an fd of it in *dfdp (else -1) and in *madep
+ * whether this call made it.  Logs the one warning.  0 or -errno (logged).
  */
-static int fall_back(struct mc_pool *pool, int *dfdp)
+static int fall_back(struct mc_pool *pool, int *dfdp, bool *madep)
 {
 	char have[32], want[32], *shm = NULL;
 	struct statfs sf;
 	int r = 0;
 
 	*dfdp = -1;
+	*madep = false;
 	if (statfs(pool->dir, &sf) < 0 || !on_memory(&sf))
-		r = make_shm_dir(pool->dir, &shm, dfdp);
+		r = make_shm_dir(pool->dir, &shm, dfdp, madep);
 	if (r < 0)
 		return r;
 	if (r == 0) {
@@ -532,6 +542,35 @@ static int fall_back(struct mc_pool *pool, int *dfdp)
 	return 0;
 }
 
+/*
+ * Undo make_shm_dir() after a failed open, which nothing else would (the
+ * daemon has no pool to destroy): the directory holds only pages/ and
+ * pending/, both empty.  By dfd and rmdir, with no listing: the open may
+ * have failed for want of fds.  Nobody else can put another directory
+ * under that name in /dev/shm, and rmdir() removes only an empty one.
+ */
+static void unmake_shm_dir(int dfd, const char *path)
+{
+	(void)unlinkat(dfd, "pending", AT_REMOVEDIR);
+	(void)unlinkat(dfd, "pages", AT_REMOVEDIR);
+	if (rmdir(path) < 0 && errno != ENOENT)
+		mc_log_errno(MC_LOG_WARNING, -errno,
+			     "pool: cannot remove '%s' after a failed open: remove it by hand",
+			     path);
+}
+
+/* Close the pool's files (a mount with files open cannot be unmounted). */
+static void close_files(struct mc_pool *pool)
+{
+	if (pool->pending_fd >= 0)
+		close(pool->pending_fd);
+	if (pool->pages_fd >= 0)
+		close(pool->pages_fd);
+	if (pool->reserve_fd >= 0)
+		close(pool->reserve_fd);
+	pool->pending_fd = pool->pages_fd = pool->reserve_fd = -1;
+}
+
 int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 		 unsigned flags, bool *adopted)
 {
@@ -539,7 +578,7 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 	struct mc_mountinfo m;
 	struct dir_sum sum = { 0, 0 };
 	struct statfs sf;
-	bool mounted = false;
+	bool mounted = false, shm_made = false;
 	int dfd = -1, r;
 
 	*poolp = NULL;
@@ -593,7 +632,7 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 		r = mount_fresh(pool->dir, capacity, flags, &pool->kind);
 		if (r == -EPERM) {
 			pool->kind = MC_POOL_DIR;
-			r = fall_back(pool, &dfd);
+			r = fall_back(pool, &dfd, &shm_made);
 			if (r < 0)
 				goto out_free;
 		} else if (r < 0) {
@@ -663,10 +702,18 @@ int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 	pool = NULL;
 	r = 0;
 out_umount:
-	if (pool && mounted && umount2(pool->dir, 0) < 0)
-		mc_log_errno(MC_LOG_WARNING, -errno,
-			     "pool: cannot unmount '%s' after a failed open: unmount it by hand",
-			     pool->dir);
+	if (pool) {
+		close_files(pool);
+		if (shm_made)
+			unmake_shm_dir(dfd, pool->dir);
+		if (dfd >= 0)
+			close(dfd);
+		dfd = -1;
+		if (mounted && umount2(pool->dir, 0) < 0)
+			mc_log_errno(MC_LOG_WARNING, -errno,
+				     "pool: cannot unmount '%s' after a failed open: unmount it by hand",
+				     pool->dir);
+	}
 out_free:
 	if (r < 0)
 		*adopted = false;
@@ -680,12 +727,7 @@ void mc_pool_close(struct mc_pool *pool)
 {
 	if (!pool)
 		return;
-	if (pool->pending_fd >= 0)
-		close(pool->pending_fd);
-	if (pool->pages_fd >= 0)
-		close(pool->pages_fd);
-	if (pool->reserve_fd >= 0)
-		close(pool->reserve_fd);
+	close_files(pool);
 	pthread_mutex_destroy(&pool->reserve_lock);
 	pthread_mutex_destroy(&pool->largest_lock);
 	free(pool->dir);

@@ -45,6 +45,7 @@ struct mc_pool_usage {
  * committed pages from before survive.  Returns 0 or -errno with the
  * reason logged: -ENOTDIR when the /dev/shm name is taken by a symlink or
  * a file, -EACCES or -EPERM by a directory that is not this user's alone.
+ * A failed open removes the /dev/shm directory if it made it.
  */
 int mc_pool_open(struct mc_pool **poolp, const char *dir, uint64_t capacity,
 		 unsigned flags, bool *adopted);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -1200,6 +1201,63 @@ START_TEST(a_state_dir_on_tmpfs_keeps_the_pages_there)
 }
 END_TEST
 
+struct few_fds {
+	const char *dir;
+	int limit;	/* the fds the open may use are those below it */
+};
+
+/* As nobody, with few fds: 0 when the pool at arg opened, else 1. */
+static int open_with_few_fds_as_nobody(const void *arg)
+{
+	const struct few_fds *f = arg;
+	struct rlimit rl = { (rlim_t)f->limit, (rlim_t)f->limit };
+	struct mc_pool *pool;
+	bool adopted;
+
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 100;
+	if (mc_pool_open(&pool, f->dir, 32 * MiB, MC_POOL_HUGE, &adopted) != 0)
+		return 1;
+	mc_pool_close(pool);
+	return 0;
+}
+
+/*
+ * Issue: an open that failed after the fallback made its /dev/shm
+ * directory left it there, and the daemon, with no pool, never destroyed
+ * it.  The fds run out at each step of the open in turn.
+ */
+START_TEST(a_failed_open_leaves_no_dev_shm_directory_behind)
+{
+	char dir[PATH_MAX], shm[PATH_MAX];
+	int lowest, failed = 0, opened = 0;
+	struct few_fds f;
+
+	if (!have_root(__func__) || !shm_fallback_applies(__func__))
+		return;
+	path_in_base(dir, sizeof(dir), "pool");
+	ck_assert(shm_path_of("pool", shm, sizeof(shm)));
+	ck_assert_int_eq(chown(base, NOBODY, NOBODY), 0);
+	lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(lowest, 0);
+	close(lowest);
+	f.dir = dir;
+	for (f.limit = lowest; f.limit < lowest + 16; f.limit++) {
+		if (as_nobody(open_with_few_fds_as_nobody, &f) == 0) {
+			opened++;
+			ck_assert_int_eq(mc_pool_destroy(dir), 0);
+			continue;
+		}
+		failed++;
+		ck_assert_msg(access(shm, F_OK) < 0,
+			      "an open with fds below %d failed and left '%s'",
+			      f.limit, shm);
+	}
+	ck_assert_int_gt(failed, 0);
+	ck_assert_int_gt(opened, 0);
+}
+END_TEST
+
 /*
  * In a mount namespace of its own, with a /dev/shm of user STRANGER
  * (sticky, open to all), open the pool at dir as nobody: 0 when it stays
@@ -1332,6 +1390,8 @@ static Suite *pool_suite(void)
 		 a_dev_shm_name_taken_by_someone_else_is_refused);
 	add_case(s, "a state directory on tmpfs keeps the pages there",
 		 a_state_dir_on_tmpfs_keeps_the_pages_there);
+	add_case(s, "a failed open leaves no /dev/shm directory behind",
+		 a_failed_open_leaves_no_dev_shm_directory_behind);
 	add_case(s, "a /dev/shm of another user is not used",
 		 a_dev_shm_of_another_user_is_not_used);
 	add_case(s, "bad arguments are refused", bad_arguments_are_refused);
