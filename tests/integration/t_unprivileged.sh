@@ -63,13 +63,21 @@ ustart() {
 # count ERE: lines of the daemon log that match
 count() { grep -cE "$1" "$MC_LOG"; }
 
-ustart
-dir=$(ustatus pool_dir)
-case $dir in
-/dev/shm/mooncake-pool-*) ;;
-*) fail "the pool of a daemon that cannot mount tmpfs is at '$dir', not on /dev/shm" ;;
-esac
+# The directory the daemon will make on /dev/shm, named before it starts
+# (by mc_pool_shm_name(), through test_pool), so that one that made it and
+# then failed leaves nothing behind.  The name holds this test's unique
+# directory: it exists before the start only by a mistake, never removed.
+TEST_POOL=$MC_BUILDDIR/tests/unit/test_pool
+[ -x "$TEST_POOL" ] || hard_error "no $TEST_POOL: build it with make check"
+name=$("$TEST_POOL" --shm-name "$(realpath -m "$STATE/pool")") ||
+	hard_error "test_pool cannot name the /dev/shm directory of $STATE/pool"
+dir=$(realpath /dev/shm)/$name
+[ ! -e "$dir" ] || hard_error "$dir exists before the daemon started"
 MC_REMOVE_ON_EXIT+=("$dir")
+
+ustart
+[ "$(ustatus pool_dir)" = "$dir" ] ||
+	fail "the pool of a daemon that cannot mount tmpfs is at '$(ustatus pool_dir)', not '$dir'"
 [ "$(ustatus pool_kind)" = directory ] || fail "pool_kind is '$(ustatus pool_kind)', expected directory"
 [ "$(count "warning.*cannot mount tmpfs.*$dir")" = 1 ] ||
 	fail "expected one warning naming $dir: $(grep -F warning "$MC_LOG")"

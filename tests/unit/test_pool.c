@@ -1398,10 +1398,27 @@ static Suite *pool_suite(void)
 	return s;
 }
 
-int main(void)
+/*
+ * `test_pool --shm-name DIR` prints the /dev/shm name of the pool at DIR
+ * (absolute, canonical) and runs no test: t_unprivileged.sh knows the
+ * directory a user's daemon will make before it starts.
+ */
+int main(int argc, char **argv)
 {
-	SRunner *sr = srunner_create(pool_suite());
+	char name[MC_POOL_SHM_NAME_MAX + 1];
+	SRunner *sr;
 	int failed;
+
+	if (argc == 3 && strcmp(argv[1], "--shm-name") == 0) {
+		if (mc_pool_shm_name(argv[2], name, sizeof(name)) < 0) {
+			fprintf(stderr, "test_pool: '%s' is not absolute\n",
+				argv[2]);
+			return EXIT_FAILURE;
+		}
+		printf("%s\n", name);
+		return EXIT_SUCCESS;
+	}
+	sr = srunner_create(pool_suite());
 
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
