@@ -249,7 +249,8 @@ static const struct mc_tunable tunables[] = {
 	{ .flag = "state-dir", .metavar = "DIR", .json_key = "state_dir",
 	  .env = "MOONCAKE_STATE_DIR", .type = MC_T_STRING,
 	  .offset = F(state_dir),
-	  .def_help = MC_STATE_ROOT "/<mountpoint, '/' as '_'>",
+	  .def_help = MC_STATE_ROOT "/<mountpoint, '/' as '_'>, or for a user "
+		      "$XDG_RUNTIME_DIR/mooncake/...",
 	  .help = "pool mount, namespace database and lock" },
 	{ .flag = "db", .metavar = "FILE", .json_key = "db_path",
 	  .type = MC_T_STRING, .offset = F(db_path),
@@ -1013,15 +1014,31 @@ static int resolve_mountpoint(struct mc_config *cfg, const char *given,
 	return 0;
 }
 
-/* /run/mooncake/<mountpoint with the leading '/' dropped, '/' as '_'> */
-static int derive_state_dir(struct mc_config *cfg)
+/*
+ * <root>/<mountpoint with the leading '/' dropped, '/' as '_'>, root
+ * /run/mooncake; for a user (who may not write there) their
+ * $XDG_RUNTIME_DIR/mooncake when it is set, as a session leaves it.
+ */
+static int derive_state_dir(struct mc_config *cfg, char **envp)
 {
 	const char *mp = cfg->mountpoint + strspn(cfg->mountpoint, "/");
-	char *dir;
+	const char *xdg = env_lookup(envp, "XDG_RUNTIME_DIR");
+	char *root, *dir;
+	size_t skip;
+	int r;
 
-	if (str_printf(&dir, MC_STATE_ROOT "/%s", *mp ? mp : "_") < 0)
+	if (geteuid() != 0 && xdg && xdg[0] == '/')
+		r = str_printf(&root, "%s/mooncake", xdg);
+	else
+		r = str_printf(&root, "%s", MC_STATE_ROOT);
+	if (r < 0)
 		return -ENOMEM;
-	for (char *p = dir + sizeof(MC_STATE_ROOT); *p; p++) {
+	skip = strlen(root) + 1;
+	r = str_printf(&dir, "%s/%s", root, *mp ? mp : "_");
+	free(root);
+	if (r < 0)
+		return -ENOMEM;
+	for (char *p = dir + skip; *p; p++) {
 		if (*p == '/')
 			*p = '_';
 	}
@@ -1029,7 +1046,8 @@ static int derive_state_dir(struct mc_config *cfg)
 	return 0;
 }
 
-static int apply_derived(struct mc_config *cfg, char *err, size_t errlen)
+static int apply_derived(struct mc_config *cfg, char **envp, char *err,
+			 size_t errlen)
 {
 	char host[HOST_NAME_MAX + 1];
 	int r;
@@ -1048,7 +1066,7 @@ static int apply_derived(struct mc_config *cfg, char *err, size_t errlen)
 			return -ENOMEM;
 	}
 	if (!cfg->state_dir) {
-		r = derive_state_dir(cfg);
+		r = derive_state_dir(cfg, envp);
 		if (r < 0)
 			return r;
 	}
@@ -1119,7 +1137,7 @@ int mc_config_load(struct mc_config **outp, int argc, char **argv,
 	r = resolve_mountpoint(cfg, cli.mountpoint, err, errlen);
 	if (r < 0)
 		goto out_free;
-	r = apply_derived(cfg, err, errlen);
+	r = apply_derived(cfg, envp, err, errlen);
 	if (r < 0)
 		goto out_free;
 out_done:

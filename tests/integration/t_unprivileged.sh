@@ -4,7 +4,8 @@
 # private directory on /dev/shm, with one warning that says so; the kernel
 # refuses backing files, so the daemon serves reads and writes itself, with
 # one warning too, and the status file says so.  Pages are written, read
-# back byte-exact, and kept across a restart.
+# back byte-exact, and kept across a restart.  Without --state-dir, the
+# user's daemon keeps its state under $XDG_RUNTIME_DIR.
 #
 # The test runs in a mount namespace of its own, where /dev/fuse is open to
 # everyone (as Debian's udev makes it; this VM leaves it 0600): a user's
@@ -50,10 +51,12 @@ userving() {
 ustatus() {
 	"${U[@]}" cat "$MNT/.mooncake/status" | sed -n "s/^$1: //p"
 }
+# ustart [ARGS...]: start the daemon as the user, by default on $STATE
 ustart() {
+	[ $# -gt 0 ] || set -- --state-dir "$STATE"
 	MC_STARTS=$((MC_STARTS + 1))
-	echo "=== $MC_TEST_NAME: start $MC_STARTS as user $NOBODY" >>"$MC_LOG"
-	"${U[@]}" "$MC_DAEMON" --foreground --state-dir "$STATE" \
+	echo "=== $MC_TEST_NAME: start $MC_STARTS as user $NOBODY: $*" >>"$MC_LOG"
+	"${U[@]}" "$MC_DAEMON" --foreground "$@" \
 		--global-segment-size 64MiB "$MNT" >>"$MC_LOG" 2>&1 </dev/null &
 	MC_PID=$!
 	echo "$MC_PID" >"$MC_TEST_DIR/daemon.pid.$MC_STARTS"
@@ -107,4 +110,18 @@ for i in 1 2 3; do
 done
 mc_stop
 rm -rf --one-file-system "$dir" || fail "cannot remove $dir"
+
+# --- no --state-dir: a user's daemon keeps its state in $XDG_RUNTIME_DIR -----
+
+XDG=$MC_TEST_DIR/xdg
+mkdir -m 0700 "$XDG" && chown "$NOBODY:$NOBODY" "$XDG" || hard_error "mkdir $XDG"
+xstate=$XDG/mooncake/$(echo "${MNT#/}" | tr / _)
+name=$("$TEST_POOL" --shm-name "$xstate/pool") ||
+	hard_error "test_pool cannot name the /dev/shm directory of $xstate/pool"
+MC_REMOVE_ON_EXIT+=("$(realpath /dev/shm)/$name")
+U=(env XDG_RUNTIME_DIR="$XDG" "${U[@]}")
+ustart --log-level notice	# any argument: no --state-dir
+[ -f "$xstate/namespace.db" ] ||
+	fail "a user's daemon without --state-dir did not keep its state in $xstate: $(find "$XDG" | head)"
+mc_stop
 mc_done
