@@ -1109,11 +1109,10 @@ static int start_write(struct mc_fs *fs, uint64_t parent, const char *name,
 	 * assumes: under passthrough a write that finds the pool's tmpfs full
 	 * fails, with no daemon in its path to evict.  A pool filled to its
 	 * watermark has no reserve left to lend, and after a restart only the
-	 * size recorded with the pool's memory knows the pages it holds.
+	 * size recorded with the pool's memory knows the pages it holds (it
+	 * is never below last_page_size: finish_write() notes it first).
 	 */
-	want = atomic_load(&fs->last_page_size);
-	if (want < mc_pool_largest_page(fs->pool))
-		want = mc_pool_largest_page(fs->pool);
+	want = mc_pool_largest_page(fs->pool);
 	if (want > fs->params.max_page_size)
 		want = fs->params.max_page_size;
 	make_room(fs, 2 * want);
@@ -1808,13 +1807,13 @@ static void finish_write(struct mc_fs *fs, struct mc_inode *in)
 		atomic_fetch_add(&fs->counters.commits, 1);
 		/* its attributes were not cacheable until now */
 		mc_attr_warmer_warm(fs->warmer, c.parent, name);
-		if (c.size > atomic_load(&fs->last_page_size))
-			atomic_store(&fs->last_page_size, c.size);
 		r2 = mc_pool_note_page_size(fs->pool, c.size);
 		if (r2 < 0)
 			mc_log_ratelimited(MC_LOG_WARNING,
 					   "pool: cannot keep the largest page size on '%s' (%s): after a restart the first write may get ENOSPC in a full pool; check that the pool's filesystem keeps user xattrs",
 					   mc_pool_dir(fs->pool), strerror(-r2));
+		if (c.size > atomic_load(&fs->last_page_size))
+			atomic_store(&fs->last_page_size, c.size);
 		drop_page(fs, &replaced);
 		/* the kernel may still cache the name of the page replaced */
 		if (replaced.ino)

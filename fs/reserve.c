@@ -199,23 +199,27 @@ void mc_reserve_return(struct mc_reserve *r, uint64_t loan)
 	mc_reserve_kick(r);
 }
 
+/* True once nothing was written or opened for KEEP_QUIET_NS. */
+static bool quiet(struct mc_reserve *r)
+{
+	return mono_ns() - atomic_load(&r->last_busy_ns) >= KEEP_QUIET_NS;
+}
+
+/* The keeper's growth gives way as soon as a write or an open comes. */
+static bool keeper_should_stop(void *ctx)
+{
+	return !quiet(ctx);
+}
+
 /*
  * Grow the reserve back to its target, a chunk at a time, rechecking every
  * second.  Zeroing memory costs CPU, so it runs here at a lower priority
  * and never on a request's path.
  */
-/* The keeper's growth gives way as soon as a write or an open comes. */
-static bool keeper_should_stop(void *ctx)
-{
-	struct mc_reserve *r = ctx;
-
-	return mono_ns() - atomic_load(&r->last_busy_ns) < KEEP_QUIET_NS;
-}
-
 static void *keeper_main(void *arg)
 {
 	struct mc_reserve *r = arg;
-	bool stop = false, filling = false, grown, quiet;
+	bool stop = false, filling = false, grown;
 	struct timespec ts;
 	uint64_t cur, cap;
 
@@ -230,8 +234,7 @@ static void *keeper_main(void *arg)
 			filling = true;
 		if (filling && cur + KEEP_CHUNK > cap)
 			filling = false;
-		quiet = mono_ns() - atomic_load(&r->last_busy_ns) >= KEEP_QUIET_NS;
-		grown = filling && quiet &&
+		grown = filling && quiet(r) &&
 			mc_pool_reserve_resize(r->pool, cur + KEEP_CHUNK,
 					       keeper_should_stop, r) == 0;
 		pthread_mutex_unlock(&r->mutex);

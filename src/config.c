@@ -1023,22 +1023,16 @@ static int derive_state_dir(struct mc_config *cfg, char **envp)
 {
 	const char *mp = cfg->mountpoint + strspn(cfg->mountpoint, "/");
 	const char *xdg = env_lookup(envp, "XDG_RUNTIME_DIR");
-	char *root, *dir;
-	size_t skip;
-	int r;
+	const char *root = MC_STATE_ROOT, *sub = "";
+	char *dir;
 
-	if (geteuid() != 0 && xdg && xdg[0] == '/')
-		r = str_printf(&root, "%s/mooncake", xdg);
-	else
-		r = str_printf(&root, "%s", MC_STATE_ROOT);
-	if (r < 0)
+	if (geteuid() != 0 && xdg && xdg[0] == '/') {
+		root = xdg;
+		sub = "/mooncake";
+	}
+	if (str_printf(&dir, "%s%s/%s", root, sub, *mp ? mp : "_") < 0)
 		return -ENOMEM;
-	skip = strlen(root) + 1;
-	r = str_printf(&dir, "%s/%s", root, *mp ? mp : "_");
-	free(root);
-	if (r < 0)
-		return -ENOMEM;
-	for (char *p = dir + skip; *p; p++) {
+	for (char *p = dir + strlen(root) + strlen(sub) + 1; *p; p++) {
 		if (*p == '/')
 			*p = '_';
 	}

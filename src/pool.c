@@ -415,6 +415,22 @@ out_free:
 }
 
 /*
+ * The name in /dev/shm of the pool at dir, and /dev/shm itself: 1 with the
+ * name in name, the fd in *rfdp and the path in *rootp (the caller closes
+ * and frees them), 0 when there is no usable /dev/shm, or -errno.
+ */
+static int open_shm_of(const char *dir, char name[MC_POOL_SHM_NAME_MAX + 1],
+		       char **rootp, int *rfdp)
+{
+	int r = mc_pool_shm_name(dir, name, MC_POOL_SHM_NAME_MAX + 1);
+
+	if (r < 0)
+		return r;
+	*rfdp = open_shm_root(rootp);
+	return *rfdp >= 0;
+}
+
+/*
  * Make, or find from an earlier run, the private /dev/shm directory of the
  * pool at dir.  Anyone may create names in /dev/shm, so the name may have
  * been taken first (by mistake or to catch our pages): accept only a
@@ -434,12 +450,9 @@ static int make_shm_dir(const char *dir, char **pathp, int *fdp, bool *madep)
 	*pathp = NULL;
 	*fdp = -1;
 	*madep = false;
-	r = mc_pool_shm_name(dir, name, sizeof(name));
-	if (r < 0)
+	r = open_shm_of(dir, name, &root, &rfd);
+	if (r <= 0)
 		return r;
-	rfd = open_shm_root(&root);
-	if (rfd < 0)
-		return 0;
 	if (mkdirat(rfd, name, 0700) == 0) {
 		made = true;
 	} else if (errno != EEXIST) {
@@ -865,12 +878,10 @@ static int destroy_shm(const char *dir, uid_t owner)
 	struct stat st;
 	int rfd, fd = -1, r;
 
-	r = mc_pool_shm_name(dir, name, sizeof(name));
-	if (r < 0)
+	r = open_shm_of(dir, name, &root, &rfd);
+	if (r <= 0)
 		return r;
-	rfd = open_shm_root(&root);
-	if (rfd < 0)
-		return 0;
+	r = 0;
 	fd = openat(rfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0 ||
 	    (st.st_uid != owner && st.st_uid != geteuid()))
@@ -1223,18 +1234,15 @@ static uint64_t load_largest_page(const char *dir, uint64_t capacity)
 {
 	char buf[24];
 	ssize_t n = getxattr(dir, POOL_LARGEST_XATTR, buf, sizeof(buf) - 1);
-	uint64_t v = 0;
-	ssize_t i;
+	uint64_t v;
 
 	if (n <= 0)
 		return 0;	/* none recorded, or no xattrs here: guess later */
-	/* digits only, and no more than the pool holds: it sizes evictions */
-	for (i = 0; i < n; i++) {
-		if (buf[i] < '0' || buf[i] > '9' || v > capacity / 10)
-			return 0;
-		v = v * 10 + (uint64_t)(buf[i] - '0');
-	}
-	return v <= capacity ? v : 0;
+	buf[n] = '\0';
+	/* no more than the pool holds: it sizes evictions */
+	if (mc_size_parse(buf, &v) < 0 || v > capacity)
+		return 0;
+	return v;
 }
 
 uint64_t mc_pool_largest_page(struct mc_pool *pool)

@@ -91,16 +91,20 @@ items_of() {
 		awk '{ print $NF }' | sort -u
 }
 
+# not_in MESSAGE A_FILE B_FILE: MESSAGE, with %s as the line, for every
+# line of A that B lacks (both sorted)
+not_in() {
+	local m
+	while read -r m; do
+		missing+=("${1//%s/$m}")
+	done < <(comm -23 "$2" "$3")
+}
+
 # compare WHAT WHERE WANT_FILE HAVE_FILE: every line of WANT in HAVE and
 # no more
 compare() {
-	local what=$1 where=$2 m
-	while read -r m; do
-		missing+=("$what $m is not listed in $where")
-	done < <(comm -23 "$3" "$4")
-	while read -r m; do
-		missing+=("$what $m is listed in $where but does not exist")
-	done < <(comm -13 "$3" "$4")
+	not_in "$1 %s is not listed in $2" "$3" "$4"
+	not_in "$1 %s is listed in $2 but does not exist" "$4" "$3"
 }
 
 section_of ENVIRONMENT >"$MC_TEST_DIR/env.section"
@@ -141,12 +145,10 @@ if [ "$(id -u)" -eq 0 ] && [ -c /dev/fuse ] &&
 		sort -u >"$MC_TEST_DIR/status.keys"
 	[ "$(wc -l <"$MC_TEST_DIR/status.keys")" -ge 20 ] ||
 		fail "the live status file has only $(wc -l <"$MC_TEST_DIR/status.keys") keys: $(cat "$MC_TEST_DIR/status.live")"
-	while read -r k; do
-		missing+=("status key $k, printed by a live mount, is not listed in \"The status file\"")
-	done < <(comm -23 "$MC_TEST_DIR/status.keys" "$MC_TEST_DIR/status.have")
-	while read -r k; do
-		missing+=("status key $k (printed by a live mount) is not in $STATUS_C's format strings: fix this test's reading of it")
-	done < <(comm -23 "$MC_TEST_DIR/status.keys" "$MC_TEST_DIR/status.source")
+	not_in "status key %s, printed by a live mount, is not listed in \"The status file\"" \
+		"$MC_TEST_DIR/status.keys" "$MC_TEST_DIR/status.have"
+	not_in "status key %s (printed by a live mount) is not in $STATUS_C's format strings: fix this test's reading of it" \
+		"$MC_TEST_DIR/status.keys" "$MC_TEST_DIR/status.source"
 else
 	note "not root with FUSE: the status keys are checked against $STATUS_C only, not a live mount"
 fi

@@ -1163,19 +1163,29 @@ START_TEST(a_dev_shm_name_taken_by_someone_else_is_refused)
 }
 END_TEST
 
-/* As nobody: the pool at arg stays where it is; 0 or a step number. */
-static int stay_as_nobody(const void *arg)
+/*
+ * Open the pool at dir, which cannot mount: 0 when it is a directory pool
+ * kept at dir itself, 1 when the open failed, 2 when it went elsewhere.
+ */
+static int opens_in_place(const char *dir, uint64_t capacity)
 {
 	struct mc_pool *pool;
 	bool adopted;
+	int r = 0;
 
-	if (mc_pool_open(&pool, arg, 32 * MiB, MC_POOL_HUGE, &adopted) != 0)
+	if (mc_pool_open(&pool, dir, capacity, MC_POOL_HUGE, &adopted) != 0)
 		return 1;
 	if (mc_pool_kind(pool) != MC_POOL_DIR ||
-	    strcmp(mc_pool_dir(pool), arg) != 0)
-		return 2;
+	    strcmp(mc_pool_dir(pool), dir) != 0)
+		r = 2;
 	mc_pool_close(pool);
-	return 0;
+	return r;
+}
+
+/* As nobody: the pool at arg stays where it is; 0 or a step number. */
+static int stay_as_nobody(const void *arg)
+{
+	return opens_in_place(arg, 32 * MiB);
 }
 
 START_TEST(a_state_dir_on_tmpfs_keeps_the_pages_there)
@@ -1265,8 +1275,7 @@ END_TEST
  */
 static int open_beside_a_strangers_dev_shm(const char *dir)
 {
-	struct mc_pool *pool;
-	bool adopted;
+	int r;
 
 	if (unshare(CLONE_NEWNS) < 0 ||
 	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -1276,13 +1285,8 @@ static int open_beside_a_strangers_dev_shm(const char *dir)
 		return 1;
 	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
 		return 2;
-	if (mc_pool_open(&pool, dir, 8 * MiB, MC_POOL_HUGE, &adopted) != 0)
-		return 3;
-	if (mc_pool_kind(pool) != MC_POOL_DIR ||
-	    strcmp(mc_pool_dir(pool), dir) != 0)
-		return 4;
-	mc_pool_close(pool);
-	return 0;
+	r = opens_in_place(dir, 8 * MiB);
+	return r ? r + 2 : 0;	/* 3: the open failed, 4: it went elsewhere */
 }
 
 /*
