@@ -25,11 +25,18 @@
 #define KEEP_SLACK (64ull << 20)
 /*
  * and only after this long without a write or an open: zeroing memory runs
- * at memory bandwidth, and the reads that follow a burst of writes need all
- * of it.  Small pages count too: each growth step holds the lenders' mutex,
- * and a keeper at nice 10 beside busy CPUs held it for seconds.
+ * at memory bandwidth, which writes and reads need.  Small pages count too:
+ * each growth step holds the lenders' mutex, and a keeper at nice 10 beside
+ * busy CPUs held it for seconds.  But not much longer: what the keeper
+ * takes back is mostly memory freed a moment ago (the half of each loan a
+ * page did not use, evicted and replaced pages), and on a VM the host takes
+ * free memory back within a couple of seconds.  Refilled at once, one
+ * benchmark round's 512 MiB took 88 ms; a second later, each 2 MiB cost a
+ * 7-9 ms host fault, and the refill ran into the next reads.
  */
-#define KEEP_QUIET_NS (1000000000ull)
+#define KEEP_QUIET_NS (100000000ull)
+/* with nothing to refill, the keeper looks again this often */
+#define KEEP_IDLE_NS (1000000000ull)
 
 struct mc_reserve {
 	struct mc_pool *pool;
@@ -40,6 +47,7 @@ struct mc_reserve {
 	pthread_mutex_t lock;		/* the keeper's flags */
 	pthread_cond_t cond;		/* CLOCK_MONOTONIC */
 	bool stop, kicked;		/* protected by lock */
+	atomic_bool filling;		/* the keeper is refilling: no kicks */
 	pthread_t keeper;
 	bool running;
 };
@@ -113,7 +121,8 @@ static uint64_t target(struct mc_reserve *r)
 
 void mc_reserve_kick(struct mc_reserve *r)
 {
-	if (!r)
+	/* a keeper refilling wakes by itself once writes and opens are quiet */
+	if (!r || atomic_load(&r->filling))
 		return;
 	pthread_mutex_lock(&r->lock);
 	r->kicked = true;
@@ -199,10 +208,17 @@ void mc_reserve_return(struct mc_reserve *r, uint64_t loan)
 	mc_reserve_kick(r);
 }
 
-/* True once nothing was written or opened for KEEP_QUIET_NS. */
+/* How long until nothing was written or opened for KEEP_QUIET_NS: 0 once. */
+static uint64_t until_quiet(struct mc_reserve *r)
+{
+	uint64_t since = mono_ns() - atomic_load(&r->last_busy_ns);
+
+	return since >= KEEP_QUIET_NS ? 0 : KEEP_QUIET_NS - since;
+}
+
 static bool quiet(struct mc_reserve *r)
 {
-	return mono_ns() - atomic_load(&r->last_busy_ns) >= KEEP_QUIET_NS;
+	return until_quiet(r) == 0;
 }
 
 /* The keeper's growth gives way as soon as a write or an open comes. */
@@ -211,17 +227,27 @@ static bool keeper_should_stop(void *ctx)
 	return !quiet(ctx);
 }
 
+/* ts = now + ns on CLOCK_MONOTONIC */
+static void deadline_in(struct timespec *ts, uint64_t ns)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ns += (uint64_t)ts->tv_nsec;
+	ts->tv_sec += (time_t)(ns / 1000000000ull);
+	ts->tv_nsec = (long)(ns % 1000000000ull);
+}
+
 /*
- * Grow the reserve back to its target, a chunk at a time, rechecking every
- * second.  Zeroing memory costs CPU, so it runs here at a lower priority
- * and never on a request's path.
+ * Grow the reserve back to its target, a chunk at a time: once writes and
+ * opens are quiet when it is below, else every second or when kicked.
+ * Zeroing memory costs CPU, so it runs here at a lower priority and never
+ * on a request's path.
  */
 static void *keeper_main(void *arg)
 {
 	struct mc_reserve *r = arg;
 	bool stop = false, filling = false, grown;
 	struct timespec ts;
-	uint64_t cur, cap;
+	uint64_t cur, cap, wait;
 
 	/* below request threads, but not starved like SCHED_IDLE on a busy host */
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
@@ -237,12 +263,16 @@ static void *keeper_main(void *arg)
 		grown = filling && quiet(r) &&
 			mc_pool_reserve_resize(r->pool, cur + KEEP_CHUNK,
 					       keeper_should_stop, r) == 0;
+		atomic_store(&r->filling, filling);
 		pthread_mutex_unlock(&r->mutex);
 
+		/* below target and kept only by traffic: back when it stops */
+		wait = filling ? until_quiet(r) : 0;
+		if (wait == 0)
+			wait = KEEP_IDLE_NS;	/* full, or a step that failed */
 		pthread_mutex_lock(&r->lock);
 		if (!grown && !r->stop && !r->kicked) {
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += 1;
+			deadline_in(&ts, wait);
 			pthread_cond_timedwait(&r->cond, &r->lock, &ts);
 		}
 		r->kicked = false;

@@ -53,7 +53,7 @@ uint64_t mc_reserve_give(struct mc_reserve *r, uint64_t bytes);
 
 /*
  * A page is being read (its reads may bypass the daemon): the keeper waits
- * until writes and opens have been quiet for a second, since its zeroing
+ * until writes and opens have been quiet for 100 ms, since its zeroing
  * takes the memory bandwidth they need.  Cheap; NULL is fine.
  */
 void mc_reserve_busy(struct mc_reserve *r);

@@ -13,6 +13,7 @@ MC_TEST_TIMEOUT=120
 . "${MC_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 mc_require_root_fuse
+mc_require_python
 
 # cpu_ticks PID: user + system clock ticks the process has used
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -37,21 +38,39 @@ grep -q '^Max open files  *[0-9]* *512 ' "/proc/$MC_PID/limits" ||
 # --- the keeper leaves the memory bandwidth to readers -----------------------
 
 # Removing 96 MiB of pages leaves the keeper 96 MiB to zero, more than its
-# 64 MiB slack; it would start a second after the last write, under the
-# reads that follow (passthrough: the daemon sees only their opens).  While
-# a page is opened every 0.2 s it must wait; after, refill.
+# 64 MiB slack; it starts once nothing was written or opened for 100 ms
+# (passthrough: the daemon sees only the reads' opens).  While two readers
+# open a page over and over it must wait; after, refill.  Two, so that one
+# reader's stall on a busy machine leaves no quiet 100 ms.
 mkdir "$MNT/big" || fail "mkdir big"
 for i in 0 1 2 3 4; do
 	dd if=/dev/urandom of="$MNT/big/p$i" bs=1M count=24 status=none ||
 		fail "writing 24 MiB page $i"
 done
+READERS=()
+for i in 1 2; do
+	"$MC_PYTHON" -c '
+import os, sys
+path, started, stop = sys.argv[1:4]
+open(started, "w").close()
+while not os.path.exists(stop):
+    with open(path, "rb") as f:
+        if len(f.read(1 << 20)) != 1 << 20:
+            sys.exit("short read of " + path)
+' "$MNT/big/p0" "$MC_TEST_DIR/reading$i" "$MC_TEST_DIR/stop-reading" &
+	READERS+=($!)
+done
+for i in 1 2; do
+	mc_wait_for 10 test -e "$MC_TEST_DIR/reading$i" || fail "reader $i did not start"
+done
 rm "$MNT/big/p1" "$MNT/big/p2" "$MNT/big/p3" "$MNT/big/p4" || fail "removing four pages"
 r0=$(mc_status reserve_bytes)
-for i in $(seq 15); do
-	cat "$MNT/big/p0" >/dev/null || fail "reading a 24 MiB page"
-	sleep 0.2
-done
+sleep 3
 r1=$(mc_status reserve_bytes)
+touch "$MC_TEST_DIR/stop-reading"
+for pid in "${READERS[@]}"; do
+	wait "$pid" || fail "a reader failed"
+done
 [ "$r1" -le "$r0" ] ||
 	fail "the keeper grew the reserve from $r0 to $r1 bytes while the pool was being read"
 reserve_above() { [ "$(mc_status reserve_bytes)" -gt "$1" ]; }
