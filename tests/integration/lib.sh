@@ -310,13 +310,22 @@ mc_require_daemon() {
 		hard_error "no daemon at $MC_DAEMON (build it first: make)"
 }
 
-mc_require_root_fuse() {
-	mc_require_daemon
-	[ "$(id -u)" -eq 0 ] || skip "needs root (mounts FUSE and a tmpfs)"
-	[ -c /dev/fuse ] || skip "no /dev/fuse"
+# mc_why_no_root_fuse: prints why this run cannot mount (status 0), or
+# nothing with status 1 when it can; loads the fuse module if it must.
+mc_why_no_root_fuse() {
+	[ "$(id -u)" -eq 0 ] || { echo "needs root (mounts FUSE and a tmpfs)"; return 0; }
+	[ -c /dev/fuse ] || { echo "no /dev/fuse"; return 0; }
 	grep -qw fuse /proc/filesystems || modprobe fuse 2>/dev/null ||
-		skip "the fuse kernel module is not available"
-	grep -qw fuse /proc/filesystems || skip "the kernel has no fuse"
+		{ echo "the fuse kernel module is not available"; return 0; }
+	grep -qw fuse /proc/filesystems || { echo "the kernel has no fuse"; return 0; }
+	return 1
+}
+
+mc_require_root_fuse() {
+	local why
+
+	mc_require_daemon
+	why=$(mc_why_no_root_fuse) && skip "$why"
 }
 
 # Every errno check runs a small python.
